@@ -1,0 +1,59 @@
+"""Checks of a composed config that Hydra's schema cannot express, with actionable messages."""
+
+from __future__ import annotations
+
+import logging
+
+from omegaconf import DictConfig
+
+from vad.losses.mil_ranking import PAIRINGS
+
+log = logging.getLogger(__name__)
+
+VAL_SOURCES = ("test", "train_holdout")
+
+
+def input_dim(cfg: DictConfig) -> int:
+    """Learner input size: per-stream extractor dimension times the number of streams."""
+    return int(cfg.extractor.dim) * len(cfg.modality.streams)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ``ValueError`` naming the option, the value found and what is allowed."""
+    problems = []
+    if cfg.data.val_source not in VAL_SOURCES:
+        problems.append(f"data.val_source={cfg.data.val_source!r}: expected one of {VAL_SOURCES}")
+    if not 0 < float(cfg.data.holdout_fraction) < 1:
+        problems.append(f"data.holdout_fraction={cfg.data.holdout_fraction}: expected 0 < x < 1")
+    if int(cfg.data.batch_size) < 1:
+        problems.append(f"data.batch_size={cfg.data.batch_size}: expected >= 1")
+    if cfg.loss.pairing not in PAIRINGS:
+        problems.append(f"loss.pairing={cfg.loss.pairing!r}: expected one of {PAIRINGS}")
+    if not 0 <= float(cfg.model.dropout) < 1:
+        problems.append(f"model.dropout={cfg.model.dropout}: expected 0 <= p < 1")
+    if float(cfg.movement.k) < 0:
+        problems.append(f"movement.k={cfg.movement.k}: expected >= 0")
+    if cfg.movement.name == "none" and (float(cfg.movement.k) != 0 or cfg.movement.at_test):
+        problems.append("movement.k / movement.at_test are set but movement=none: add movement=lk")
+    if int(cfg.trainer.max_epochs) < 1:
+        problems.append(f"trainer.max_epochs={cfg.trainer.max_epochs}: expected >= 1")
+    if cfg.scheduler and "milestones" in cfg.scheduler:
+        late = [m for m in cfg.scheduler.milestones if m >= cfg.trainer.max_epochs]
+        if late:
+            log.warning("scheduler.milestones %s are not below trainer.max_epochs=%s: they never "
+                        "apply in this run", list(late), cfg.trainer.max_epochs)
+    unknown = set(cfg.modality.streams) - {"RGB", "FLOW"}
+    if unknown:
+        problems.append(f"modality.streams has {sorted(unknown)}: expected RGB and/or FLOW")
+    if problems:
+        raise ValueError("invalid configuration:\n  - " + "\n  - ".join(problems))
+
+
+def check_dim(found: int, expected: int, where: str, cfg: DictConfig) -> None:
+    """Features or a checkpoint whose dimension disagrees with modality x extractor."""
+    if found != expected:
+        raise ValueError(
+            f"{where} has feature dimension {found}, but modality={cfg.modality.name} with "
+            f"extractor={cfg.extractor.name} expects {expected} "
+            f"({cfg.extractor.dim} x {len(cfg.modality.streams)} streams); pick the modality and "
+            "extractor the features were made with")

@@ -1,0 +1,15 @@
+"""Feature readers; each returns :class:`~vad.data.features.Splits` for a ``data`` config."""
+
+from __future__ import annotations
+
+from vad.data import npy_layout, synthetic
+from vad.data.features import Splits
+
+
+def load_splits(data_cfg, streams: tuple[str, ...], extractor: str, extractor_dim: int) -> Splits:
+    """Dispatch on ``data.name``."""
+    if data_cfg.name == "synthetic":
+        return synthetic.load(data_cfg, streams, extractor, extractor_dim)
+    if data_cfg.name == "ucf_crime_npy":
+        return npy_layout.load(data_cfg, streams, extractor_dim)
+    raise ValueError(f"unknown data.name {data_cfg.name!r}: expected synthetic or ucf_crime_npy")

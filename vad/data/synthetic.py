@@ -1,0 +1,220 @@
+"""Built-in synthetic UCF-Crime: the real splits, frame counts and test spans, fake features.
+
+Features are made the way real ones are: one non-negative, sparse (ReLU-like) vector per
+16-frame snippet, pooled to 32 segments with Sultani's bins and L2-normalised. A snippet is
+``relu(scene + anomaly * class_pattern + busy * busy_pattern + noise - bias)``: anomalies differ
+by class and by stream (appearance classes show in RGB, motion classes in FLOW), and normal
+videos have busy moments along a pattern close to the anomaly patterns, so the task is learnable
+but not trivial and two streams beat one. Training anomalies get random hidden spans; test
+videos use the real annotated spans. Movement values (summed snippet motion) rise with busy
+and anomalous moments.
+
+Everything is deterministic from ``seed``: the layout per video comes from ``(seed, video)``,
+the stream patterns from ``(seed, extractor, stream)``, so any subset of videos or streams is
+generated on its own and cached once (written to a temp file, then renamed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vad.data.features import FeatureSet, Splits, concat_streams
+from vad.data.pooling import CLIP_FRAMES, N_SEGMENTS, pool_segments
+from vad.data.ucf_crime import CLASSES, Video, catalogue
+
+log = logging.getLogger(__name__)
+
+VERSION = 1
+N_SCENES = 24
+# Noise per extractor: C3D features are the weaker ones, as in the literature.
+NOISE = {"I3D": 1.0, "C3D": 1.25}
+BIAS = 2.2
+SCENE_DENSITY = 0.25
+ANOMALY_GAIN = 1.1
+BUSY_GAIN = 1.3
+# Per-class visibility in each stream (class order as CLASSES).
+VISIBILITY = {
+    #        Abu  Arr  Ars  Ass  Bur  Exp  Fig  Roa  Rob  Sho  Shop Ste  Van
+    "RGB":  (0.4, 0.5, 1.3, 0.4, 0.9, 1.3, 0.5, 0.7, 0.8, 0.6, 1.0, 0.9, 1.1),
+    "FLOW": (1.1, 0.9, 0.5, 1.2, 0.5, 1.1, 1.3, 1.3, 0.7, 1.1, 0.4, 0.5, 0.6),
+}
+STREAM_IDS = {"RGB": 1, "FLOW": 2}
+EXTRACTOR_IDS = {"I3D": 1, "C3D": 2}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Stream-independent facts of one synthetic video."""
+
+    video: Video  # with the (hidden, for training) anomaly spans
+    busy: tuple[tuple[int, int], ...]
+    scene: int
+    intensity: float
+    motion: float
+
+
+def _random_spans(rng: np.random.Generator, frames: int, count: int, lo: float, hi: float):
+    spans = []
+    for _ in range(count):
+        length = max(CLIP_FRAMES * 2, int(frames * rng.uniform(lo, hi)))
+        length = min(length, frames)
+        start = int(rng.integers(1, frames - length + 2))
+        spans.append((start, start + length - 1))
+    return tuple(sorted(spans))
+
+
+def make_layout(video: Video, index: int, seed: int, train: bool) -> Layout:
+    rng = np.random.default_rng([seed, index, 7])
+    if video.label and train:
+        video = Video(video.path, video.cls, video.frames,
+                      _random_spans(rng, video.frames, 1 + int(rng.random() < 0.25), 0.05, 0.35))
+    busy_count = rng.poisson(1.0 if video.label == 0 else 0.4)
+    busy = _random_spans(rng, video.frames, busy_count, 0.02, 0.12)
+    return Layout(video, busy, int(rng.integers(N_SCENES)), float(rng.uniform(0.4, 1.4)),
+                  float(rng.lognormal(0.0, 0.5)))
+
+
+def _coverage(spans, n_clips: int) -> np.ndarray:
+    """Fraction of each 16-frame snippet inside the 1-based inclusive spans."""
+    starts = np.arange(n_clips) * CLIP_FRAMES
+    cover = np.zeros(n_clips)
+    for s, e in spans:
+        cover += np.clip(np.minimum(starts + CLIP_FRAMES, e) - np.maximum(starts, s - 1), 0, None)
+    return np.minimum(cover / CLIP_FRAMES, 1.0)
+
+
+def _sparse_pattern(rng: np.random.Generator, n: int, dim: int, density: float) -> np.ndarray:
+    mask = rng.random((n, dim)) < density
+    return (mask * rng.uniform(0.8, 2.0, (n, dim))).astype(np.float32)
+
+
+def stream_patterns(seed: int, extractor: str, stream: str, dim: int) -> dict[str, torch.Tensor]:
+    """Scene prototypes, class patterns and the busy pattern of one stream."""
+    rng = np.random.default_rng([seed, EXTRACTOR_IDS[extractor], STREAM_IDS[stream], 11])
+    scenes = (rng.random((N_SCENES, dim)) < SCENE_DENSITY) * rng.uniform(1.5, 3.5, (N_SCENES, dim))
+    scenes = scenes.astype(np.float32)
+    classes = _sparse_pattern(rng, len(CLASSES), dim, 0.04)
+    classes *= np.asarray(VISIBILITY[stream], dtype=np.float32)[:, None]
+    busy = 0.6 * classes.mean(axis=0) / classes.mean(axis=0).max() + _sparse_pattern(rng, 1, dim, 0.02)[0]
+    return {"scenes": torch.from_numpy(scenes), "classes": torch.from_numpy(classes),
+            "busy": torch.from_numpy(busy.astype(np.float32))}
+
+
+def generate_stream(layouts: list[Layout], indices: np.ndarray, seed: int, extractor: str,
+                    stream: str, out: np.ndarray) -> None:
+    """Fill ``out`` (N, 32, D) with the pooled features of one stream."""
+    patterns = stream_patterns(seed, extractor, stream, out.shape[2])
+    noise = NOISE[extractor]
+    gen = torch.Generator()
+    for row, (layout, index) in enumerate(zip(layouts, indices)):
+        n_clips = max(1, layout.video.frames // CLIP_FRAMES)
+        gen.manual_seed(int(seed) * 1_000_003 + int(index) * 101 + STREAM_IDS[stream] * 7
+                        + EXTRACTOR_IDS[extractor])
+        x = torch.empty(n_clips, patterns["busy"].shape[0]).normal_(0.0, noise, generator=gen)
+        x += patterns["scenes"][layout.scene] - BIAS
+        busy = torch.from_numpy(_coverage(layout.busy, n_clips).astype(np.float32))
+        x.addr_(busy, patterns["busy"], alpha=BUSY_GAIN)
+        if layout.video.label:
+            anomaly = torch.from_numpy(_coverage(layout.video.spans, n_clips).astype(np.float32))
+            pattern = patterns["classes"][CLASSES.index(layout.video.cls)]
+            x.addr_(anomaly, pattern, alpha=ANOMALY_GAIN * layout.intensity)
+        out[row] = pool_segments(torch.relu_(x).numpy())
+
+
+def generate_movement(layouts: list[Layout], indices: np.ndarray, seed: int) -> np.ndarray:
+    """(N, 32) movement values: a per-video motion level raised by busy and anomalous moments."""
+    out = np.empty((len(layouts), N_SEGMENTS), dtype=np.float32)
+    for row, (layout, index) in enumerate(zip(layouts, indices)):
+        rng = np.random.default_rng([seed, int(index), 13])
+        n_clips = max(1, layout.video.frames // CLIP_FRAMES)
+        level = 1.0 + 1.5 * _coverage(layout.busy, n_clips)
+        if layout.video.label:
+            level += 2.0 * layout.intensity * _coverage(layout.video.spans, n_clips)
+        motion = layout.motion * level * rng.lognormal(0.0, 0.3, n_clips)
+        out[row] = pool_segments(motion[:, None], normalise=False)[:, 0]
+    return out
+
+
+def select(videos: tuple[Video, ...], fraction: float, seed: int, offset: int) -> np.ndarray:
+    """Catalogue indices of a stratified ``fraction`` of videos (by label), in catalogue order."""
+    if fraction >= 1.0:
+        return np.arange(len(videos)) + offset
+    rng = np.random.default_rng([seed, 3, offset])
+    chosen = []
+    for label in (1, 0):
+        rows = np.flatnonzero([v.label == label for v in videos])
+        keep = max(2, int(round(fraction * len(rows))))
+        chosen.extend(rng.permutation(rows)[:keep])
+    return np.sort(np.asarray(chosen)) + offset
+
+
+def _cached(path: Path, make) -> np.ndarray:
+    """Load ``path`` or build it with ``make(tmp_path)`` and rename it into place."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            make(tmp)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return np.load(path, mmap_mode="r")
+
+
+def load(cfg, streams: tuple[str, ...], extractor: str, dim: int) -> Splits:
+    """Reader for ``data=synthetic``: the full-size (or ``fraction``) synthetic UCF-Crime."""
+    if extractor not in EXTRACTOR_IDS:
+        raise ValueError(f"synthetic data has extractors {sorted(EXTRACTOR_IDS)}, found {extractor!r}")
+    seed, fraction = int(cfg.seed), float(cfg.fraction)
+    if not 0 < fraction <= 1:
+        raise ValueError(f"data.fraction must be in (0, 1], found {fraction}")
+    train, test = catalogue()
+    indices = np.concatenate([select(train, fraction, seed, 0), select(test, fraction, seed, len(train))])
+    everything = train + test
+    layouts = [make_layout(everything[i], int(i), seed, i < len(train)) for i in indices]
+    key = hashlib.sha1(indices.tobytes()).hexdigest()[:10]
+    cache = Path(os.path.expanduser(str(cfg.cache_dir)))
+
+    started = time.perf_counter()
+    parts = []
+    for stream in streams:
+        path = cache / f"synthetic-v{VERSION}-seed{seed}-{extractor}-{stream}-{key}.npy"
+
+        def make(tmp, stream=stream):
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
+                                            shape=(len(indices), N_SEGMENTS, dim))
+            generate_stream(layouts, indices, seed, extractor, stream, out)
+            out.flush()
+            del out
+
+        parts.append(_cached(path, make))
+    movement_path = cache / f"synthetic-v{VERSION}-seed{seed}-movement-{key}.npy"
+
+    def make_movement(tmp):
+        with open(tmp, "wb") as fh:
+            np.save(fh, generate_movement(layouts, indices, seed))
+
+    movement = torch.from_numpy(np.array(_cached(movement_path, make_movement)))
+    features = concat_streams(parts)
+    del parts
+    log.info("synthetic data ready in %.1f s (cache %s)", time.perf_counter() - started, cache)
+
+    n_train = int(np.sum(indices < len(train)))
+    videos = [layout.video for layout in layouts]
+    # Training spans are hidden: the learner sees only video labels, as with real data.
+    train_videos = [Video(v.path, v.cls, v.frames) for v in videos[:n_train]]
+    return Splits(
+        train=FeatureSet(train_videos, features[:n_train], movement[:n_train]),
+        test=FeatureSet(videos[n_train:], features[n_train:], movement[n_train:]),
+        description=f"SYNTHETIC UCF-Crime ({extractor} {'+'.join(streams)}, seed {seed}, "
+                    f"fraction {fraction:g}): not real video features",
+        synthetic=True,
+    )

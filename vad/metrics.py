@@ -1,0 +1,174 @@
+"""Frame-level metrics computed from segment scores, without expanding to frames.
+
+Each video's segment scores cover frames through Sultani's bins: segment ``j`` covers frames
+``[16 * b[j], 16 * b[j+1])`` with ``b = round(linspace(0, frames // 16, 33))``. The frames
+after the last full 16-frame clip ("tail") take the last covered frame's score (``tail="last"``)
+or 0 as the seed notebook leaves them (``tail="zero"``). Every metric is the standard one on the
+expanded frame arrays; here each (segment, label) pair is one weighted entry, whose weight is the
+number of its frames, so the cost is O(segments) and the value equals sklearn's on frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vad.data.pooling import CLIP_FRAMES, N_SEGMENTS, segment_bounds
+from vad.data.ucf_crime import NORMAL, Video
+
+
+@dataclass(frozen=True)
+class FrameTruth:
+    """Per video and segment, the number of anomalous (``pos``) and normal (``neg``) frames.
+
+    Column ``n_segments`` holds the tail frames; ``last`` is the segment whose score they take
+    under ``tail="last"``.
+    """
+
+    pos: np.ndarray  # (N, S + 1)
+    neg: np.ndarray  # (N, S + 1)
+    last: np.ndarray  # (N,)
+    labels: np.ndarray  # (N,) video labels
+    classes: np.ndarray  # (N,) class names
+    frames: np.ndarray  # (N,)
+
+    @classmethod
+    def from_videos(cls, videos: list[Video], n_segments: int = N_SEGMENTS) -> "FrameTruth":
+        n = len(videos)
+        pos = np.zeros((n, n_segments + 1))
+        neg = np.zeros((n, n_segments + 1))
+        last = np.full(n, n_segments - 1)
+        for i, video in enumerate(videos):
+            clips = video.frames // CLIP_FRAMES
+            edges = segment_bounds(clips, n_segments) * CLIP_FRAMES
+            starts = np.append(edges[:-1], edges[-1])
+            ends = np.append(edges[1:], video.frames)
+            anomalous = np.zeros(n_segments + 1)
+            for s, e in video.spans:  # 1-based inclusive -> [s - 1, e) 0-based
+                anomalous += np.clip(np.minimum(ends, e) - np.maximum(starts, s - 1), 0, None)
+            pos[i] = anomalous
+            neg[i] = (ends - starts) - anomalous
+            filled = np.flatnonzero(edges[1:] > edges[:-1])
+            if filled.size:
+                last[i] = filled[-1]
+        return cls(pos, neg, last, np.array([v.label for v in videos]),
+                   np.array([v.cls for v in videos]), np.array([v.frames for v in videos]))
+
+    def subset(self, rows: np.ndarray) -> "FrameTruth":
+        return FrameTruth(self.pos[rows], self.neg[rows], self.last[rows], self.labels[rows],
+                          self.classes[rows], self.frames[rows])
+
+    def with_tail(self, scores: np.ndarray, tail: str = "last") -> np.ndarray:
+        """(N, S) segment scores -> (N, S + 1) with the tail column filled."""
+        if tail == "last":
+            tail_scores = scores[np.arange(len(scores)), self.last]
+        elif tail == "zero":
+            tail_scores = np.zeros(len(scores))
+        else:
+            raise ValueError(f"tail must be 'last' or 'zero', found {tail!r}")
+        return np.concatenate([scores, tail_scores[:, None]], axis=1)
+
+    def entries(self, scores: np.ndarray, tail: str = "last") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Flat (score, label, weight) entries equivalent to the expanded frame arrays."""
+        full = self.with_tail(np.asarray(scores, dtype=np.float64), tail).ravel()
+        return (np.concatenate([full, full]),
+                np.concatenate([np.ones(full.size), np.zeros(full.size)]),
+                np.concatenate([self.pos.ravel(), self.neg.ravel()]))
+
+    def frame_arrays(self, scores: np.ndarray, tail: str = "last") -> tuple[np.ndarray, np.ndarray]:
+        """Expanded per-frame (scores, labels) of all videos, for plots of a few videos."""
+        full = self.with_tail(np.asarray(scores, dtype=np.float64), tail)
+        s = np.concatenate([np.repeat(full.ravel(), self.pos.ravel().astype(int)),
+                            np.repeat(full.ravel(), self.neg.ravel().astype(int))])
+        y = np.concatenate([np.ones(int(self.pos.sum())), np.zeros(int(self.neg.sum()))])
+        return s, y
+
+
+def _grouped(scores, labels, weights):
+    """Positive and negative weight per distinct score, scores ascending."""
+    keep = weights > 0
+    values, inverse = np.unique(scores[keep], return_inverse=True)
+    w = weights[keep]
+    positive = labels[keep] > 0
+    return (values, np.bincount(inverse, w * positive, len(values)),
+            np.bincount(inverse, w * ~positive, len(values)))
+
+
+def weighted_auc(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """ROC-AUC with sample weights (ties count one half), as sklearn's ``roc_auc_score``."""
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels)
+    weights = np.ones(len(scores)) if weights is None else np.asarray(weights, dtype=np.float64)
+    _, p, n = _grouped(scores, labels, weights)
+    total_p, total_n = p.sum(), n.sum()
+    if total_p == 0 or total_n == 0:
+        return float("nan")
+    below = np.cumsum(n) - n
+    return float(np.sum(p * (below + 0.5 * n)) / (total_p * total_n))
+
+
+def weighted_ap(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """Average precision (step-wise, no interpolation), as sklearn's ``average_precision_score``."""
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels)
+    weights = np.ones(len(scores)) if weights is None else np.asarray(weights, dtype=np.float64)
+    _, p, n = _grouped(scores, labels, weights)
+    tp, fp = np.cumsum(p[::-1]), np.cumsum(n[::-1])
+    if tp[-1] == 0:
+        return float("nan")
+    precision = tp / np.maximum(tp + fp, np.finfo(float).tiny)
+    recall = tp / tp[-1]
+    return float(np.sum(np.diff(recall, prepend=0.0) * precision))
+
+
+def false_alarm_rate(scores: np.ndarray, truth: FrameTruth, threshold: float = 0.5) -> float:
+    """Fraction of the frames of normal videos scored >= threshold (Sultani et al.)."""
+    normal = truth.labels == 0
+    if not normal.any():
+        return float("nan")
+    full = truth.with_tail(np.asarray(scores, dtype=np.float64))[normal]
+    weights = truth.neg[normal]
+    return float(weights[full >= threshold].sum() / weights.sum())
+
+
+def paired_auc(scores: np.ndarray, truth: FrameTruth, seed: int = 0) -> float:
+    """The seed notebook's number: mean AUC over (anomalous, normal) video pairs.
+
+    Each anomalous video is paired with a distinct normal video drawn by a permutation seeded
+    with ``seed`` (the notebook zips two shuffled loaders, so surplus videos are dropped);
+    tail frames score 0 as in the notebook. Not comparable with the frame-level ``auc``.
+    """
+    anomalous = np.flatnonzero(truth.labels == 1)
+    normal = np.random.default_rng(seed).permutation(np.flatnonzero(truth.labels == 0))
+    pairs = min(len(anomalous), len(normal))
+    if pairs == 0:
+        return float("nan")
+    values = []
+    for a, b in zip(anomalous[:pairs], normal[:pairs]):
+        rows = np.array([a, b])
+        values.append(weighted_auc(*truth.subset(rows).entries(scores[rows], tail="zero")))
+    return float(np.nanmean(values))
+
+
+def video_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Video-level ROC-AUC of the maximum segment score against the video label."""
+    return weighted_auc(np.asarray(scores).max(axis=1), labels)
+
+
+def frame_metrics(scores: np.ndarray, truth: FrameTruth, pair_seed: int = 0) -> dict[str, float]:
+    """All test metrics: ``auc``, ``ap``, ``far``, ``paired_auc`` and ``auc_<Class>``.
+
+    Per-class AUC is the frame-level AUC over that class's videos plus all normal videos.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    entries = truth.entries(scores)
+    out = {
+        "auc": weighted_auc(*entries),
+        "ap": weighted_ap(*entries),
+        "far": false_alarm_rate(scores, truth),
+        "paired_auc": paired_auc(scores, truth, pair_seed),
+    }
+    normal = truth.classes == NORMAL
+    for cls in sorted(set(truth.classes) - {NORMAL}):
+        rows = np.flatnonzero((truth.classes == cls) | normal)
+        out[f"auc_{cls}"] = weighted_auc(*truth.subset(rows).entries(scores[rows]))
+    return out

@@ -1,0 +1,86 @@
+"""ROC, PR and score-versus-ground-truth figures, drawn from the weighted segment entries."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
+
+from vad.data.ucf_crime import Video  # noqa: E402
+from vad.metrics import FrameTruth  # noqa: E402
+
+
+def roc_figure(scores: np.ndarray, truth: FrameTruth, auc: float, label: str = "model") -> plt.Figure:
+    """Frame-level ROC (identical to the curve of the expanded frame arrays)."""
+    s, y, w = truth.entries(scores)
+    keep = w > 0
+    fpr, tpr, _ = roc_curve(y[keep], s[keep], sample_weight=w[keep])
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot(fpr, tpr, label=f"{label} (AUC {auc:.4f})")
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="Frame-level ROC",
+           xlim=(0, 1), ylim=(0, 1.01))
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def pr_figure(scores: np.ndarray, truth: FrameTruth, ap: float, label: str = "model") -> plt.Figure:
+    s, y, w = truth.entries(scores)
+    keep = w > 0
+    precision, recall, _ = precision_recall_curve(y[keep], s[keep], sample_weight=w[keep])
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.step(recall, precision, where="post", label=f"{label} (AP {ap:.4f})")
+    ax.set(xlabel="recall", ylabel="precision", title="Frame-level precision-recall",
+           xlim=(0, 1), ylim=(0, 1.01))
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def timeline_rows(truth: FrameTruth, count: int) -> np.ndarray:
+    """A few test videos to draw: anomalous ones of distinct classes first, then normal ones."""
+    rows, seen = [], set()
+    for row in np.flatnonzero(truth.labels == 1):
+        if truth.classes[row] not in seen and len(rows) < max(1, count - count // 3):
+            rows.append(row)
+            seen.add(truth.classes[row])
+    rows += list(np.flatnonzero(truth.labels == 0)[: count - len(rows)])
+    return np.asarray(rows[:count], dtype=int)
+
+
+def timeline_figure(scores: np.ndarray, truth: FrameTruth, videos: list[Video], rows: np.ndarray) -> plt.Figure:
+    """Per-frame score of each chosen video with its annotated anomalous frames shaded."""
+    fig, axes = plt.subplots(len(rows), 1, figsize=(8, 1.6 * len(rows)), squeeze=False)
+    for ax, row in zip(axes[:, 0], rows):
+        one = truth.subset(np.array([row]))
+        full = one.with_tail(np.asarray(scores[row: row + 1], dtype=np.float64))[0]
+        counts = (one.pos + one.neg)[0].astype(int)
+        frame_scores = np.repeat(full, counts)
+        anomalous = np.zeros(len(frame_scores), dtype=bool)
+        for start, end in videos[row].spans:
+            anomalous[start - 1:end] = True
+        x = np.arange(len(frame_scores))
+        ax.fill_between(x, 0, 1, where=anomalous, color="tab:red", alpha=0.2, step="post",
+                        label="ground truth")
+        ax.plot(x, frame_scores, color="tab:blue", lw=1, label="score")
+        ax.set(ylim=(0, 1.05), xlim=(0, max(1, len(x) - 1)))
+        ax.set_title(f"{videos[row].name} ({truth.classes[row]})", fontsize=8)
+        ax.tick_params(labelsize=7)
+    axes[0, 0].legend(loc="upper right", fontsize=7)
+    axes[-1, 0].set_xlabel("frame")
+    fig.tight_layout()
+    return fig
+
+
+def evaluation_figures(scores: np.ndarray, truth: FrameTruth, videos: list[Video], metrics: dict,
+                       timeline_videos: int) -> dict[str, plt.Figure]:
+    """The figures every run and every evaluation writes: roc, pr and timelines."""
+    figures = {"roc": roc_figure(scores, truth, metrics["auc"]),
+               "pr": pr_figure(scores, truth, metrics["ap"])}
+    if timeline_videos > 0:
+        figures["timelines"] = timeline_figure(scores, truth, videos, timeline_rows(truth, timeline_videos))
+    return figures
