@@ -30,6 +30,7 @@ class MILModule(pl.LightningModule):
         self.criterion = MILRankingLoss(**loss)
         self._scores: dict[int, list[torch.Tensor]] = {}
         self.last_test_scores: np.ndarray | None = None
+        self.last_metrics: dict[str, float] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.learner(x)
@@ -64,6 +65,7 @@ class MILModule(pl.LightningModule):
                    frame_metrics(scores[0], dm.test_truth, self.hparams.pair_seed).items()}
         if 1 in scores:
             metrics["holdout/video_auc"] = video_auc(scores[1], dm.holdout_labels)
+        self.last_metrics = metrics
         return metrics
 
     def on_validation_epoch_end(self):

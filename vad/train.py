@@ -124,11 +124,11 @@ def train(cfg: DictConfig) -> dict:
         logger.log_hyperparams(flat_hparams(cfg), {"hp/auc": 0.0, "hp/ap": 0.0, "hp/far": 0.0,
                                                    "hp/paired_auc": 0.0})
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
-    last = {"epoch": trainer.current_epoch - 1,
-            **_strip({k: v for k, v in trainer.callback_metrics.items() if k.startswith("test/")})}
+    last = {"epoch": trainer.current_epoch - 1, **_strip(module.last_metrics)}
 
     best_path = checkpoint.best_model_path or None
-    tested = trainer.test(module, datamodule=datamodule, ckpt_path=best_path, verbose=False)[0]
+    trainer.test(module, datamodule=datamodule, ckpt_path=best_path, verbose=False)
+    tested = module.last_metrics
     best_epoch = int(torch.load(best_path, map_location="cpu", weights_only=False)["epoch"]) if best_path else last["epoch"]
     best = {"epoch": best_epoch, "selected_by": "val/auc",
             "val_source": cfg.data.val_source,

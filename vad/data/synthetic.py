@@ -38,7 +38,7 @@ N_SCENES = 24
 NOISE = {"I3D": 1.0, "C3D": 1.25}
 BIAS = 2.2
 SCENE_DENSITY = 0.25
-ANOMALY_GAIN = 1.1
+ANOMALY_GAIN = 2.0
 BUSY_GAIN = 1.3
 # Per-class visibility in each stream (class order as CLASSES).
 VISIBILITY = {
