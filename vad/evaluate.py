@@ -13,9 +13,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vad.config import input_dim
 from vad.datamodule import MILDataModule
-from vad.io import save_figure, write_json
+from vad.io import write_json
 from vad.lit_module import MILModule
-from vad.plots import evaluation_figures
+from vad.plots import evaluation_figures, write_figures
 from vad.train import load_data
 
 log = logging.getLogger(__name__)
@@ -63,9 +63,8 @@ def evaluate(cfg: DictConfig, overridden: set[str] = frozenset()) -> dict:
     metrics = {k.removeprefix("test/"): float(v) for k, v in module.last_metrics.items()}
 
     out_dir = Path(cfg.paths.output_dir)
-    for name, fig in evaluation_figures(module.last_test_scores, datamodule.test_truth,
-                                        splits.test.videos, metrics, int(cfg.eval.timeline_videos)).items():
-        save_figure(fig, out_dir / "plots" / f"{name}.png")
+    write_figures(evaluation_figures(module.last_test_scores, datamodule.test_truth, splits.test.videos,
+                                     metrics, int(cfg.eval.timeline_videos)), out_dir / "plots")
     result = {"checkpoint": str(ckpt_path), "data": splits.description, "synthetic": splits.synthetic,
               "modality": cfg.modality.name, "extractor": cfg.extractor.name,
               "epoch": int(checkpoint.get("epoch", -1)), "metrics": metrics}

@@ -78,7 +78,8 @@ class MILModule(pl.LightningModule):
         self.log("val/auc", metrics[selected], prog_bar=True)
 
     def on_test_epoch_end(self):
-        self.log_dict(self._evaluate())
+        # The test stage scores the best checkpoint: keep it apart from the per-epoch curves.
+        self.log_dict({k.replace("test/", "best/", 1): v for k, v in self._evaluate().items()})
 
     def configure_optimizers(self):
         optimizer = hydra.utils.instantiate(self.hparams.optimizer)(self.parameters())

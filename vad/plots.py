@@ -10,6 +10,7 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
 from vad.data.ucf_crime import Video  # noqa: E402
+from vad.io import save_figure  # noqa: E402
 from vad.metrics import FrameTruth  # noqa: E402
 
 
@@ -84,3 +85,12 @@ def evaluation_figures(scores: np.ndarray, truth: FrameTruth, videos: list[Video
     if timeline_videos > 0:
         figures["timelines"] = timeline_figure(scores, truth, videos, timeline_rows(truth, timeline_videos))
     return figures
+
+
+def write_figures(figures: dict[str, plt.Figure], out_dir, writer=None, step: int = 0) -> None:
+    """Save each figure as ``out_dir/<name>.png`` and, given a TensorBoard writer, log it there."""
+    for name, fig in figures.items():
+        save_figure(fig, out_dir / f"{name}.png")
+        if writer is not None:
+            writer.add_figure(f"test/{name}", fig, global_step=step)
+        plt.close(fig)

@@ -18,9 +18,9 @@ from vad.config import check_dim, input_dim, validate
 from vad.data import load_splits
 from vad.data.features import Splits
 from vad.datamodule import MILDataModule
-from vad.io import save_figure, write_json, write_text
+from vad.io import write_json, write_text
 from vad.lit_module import MILModule
-from vad.plots import evaluation_figures
+from vad.plots import evaluation_figures, write_figures
 
 log = logging.getLogger(__name__)
 
@@ -86,18 +86,6 @@ def build(cfg: DictConfig, splits: Splits) -> tuple[MILModule, MILDataModule]:
     return module, datamodule
 
 
-def write_figures(module: MILModule, datamodule: MILDataModule, metrics: dict, cfg: DictConfig,
-                  out_dir: Path, logger) -> None:
-    """ROC, PR and timeline PNGs under ``out_dir`` and, with TensorBoard, as figures there."""
-    figures = evaluation_figures(module.last_test_scores, datamodule.test_truth,
-                                 datamodule.splits.test.videos, metrics, int(cfg.eval.timeline_videos))
-    for name, fig in figures.items():
-        save_figure(fig, out_dir / f"{name}.png")
-        if isinstance(logger, TensorBoardLogger):
-            logger.experiment.add_figure(f"test/{name}", fig, global_step=module.global_step)
-        fig.clf()
-
-
 def _strip(metrics: dict, prefix: str = "test/") -> dict:
     return {k[len(prefix):] if k.startswith(prefix) else k: float(v) for k, v in metrics.items()}
 
@@ -134,7 +122,10 @@ def train(cfg: DictConfig) -> dict:
             "val_source": cfg.data.val_source,
             "selection_metric": "test/auc" if cfg.data.val_source == "test" else "holdout/video_auc",
             "checkpoint": best_path, **_strip(tested)}
-    write_figures(module, datamodule, best, cfg, run_dir / "plots", logger)
+    figures = evaluation_figures(module.last_test_scores, datamodule.test_truth, splits.test.videos,
+                                 best, int(cfg.eval.timeline_videos))
+    write_figures(figures, run_dir / "plots",
+                  logger.experiment if isinstance(logger, TensorBoardLogger) else None, module.global_step)
     if isinstance(logger, TensorBoardLogger):
         logger.log_metrics({f"hp/{k}": best[k] for k in ("auc", "ap", "far", "paired_auc")},
                            step=module.global_step)

@@ -1,0 +1,57 @@
+"""Shared fixtures: a per-session synthetic-data cache and Hydra config composition."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+# Small, fast runs: 20% of the videos, few epochs, no progress bar.
+SMALL = ["data.fraction=0.2", "data.batch_size=10", "trainer.enable_progress_bar=false",
+         "trainer.max_epochs=4", "scheduler=none"]
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("vad_cache")
+    os.environ["VAD_CACHE_DIR"] = str(path)
+    return path
+
+
+def make_cfg(overrides: list[str], output_dir: Path, config_name: str = "train") -> DictConfig:
+    """Compose ``conf/<config_name>.yaml`` as the CLI would, writing into ``output_dir``."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+        del cfg["hydra"]  # a CLI run's config has no hydra node either
+    return cfg
+
+
+@pytest.fixture
+def compose_cfg(cache_dir, tmp_path):
+    """``compose_cfg([...overrides])`` -> config writing under a fresh ``tmp_path/run<i>``."""
+    count = iter(range(1000))
+
+    def _compose(overrides: list[str], config_name: str = "train") -> DictConfig:
+        return make_cfg(overrides, tmp_path / f"run{next(count)}", config_name)
+    yield _compose
+    GlobalHydra.instance().clear()
+
+
+def run_cli(args: list[str], cwd: Path, env_cache: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run ``python <args>`` in ``cwd`` with the session cache; return the completed process."""
+    env = dict(os.environ, VAD_CACHE_DIR=str(env_cache), PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)

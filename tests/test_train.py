@@ -1,0 +1,114 @@
+"""Integration: real training on small synthetic data through ``train(cfg)``."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import SMALL
+from vad.evaluate import evaluate
+from vad.train import train
+
+LEARN = SMALL + ["modality=TWO", "optimizer=adam", "optimizer.lr=1e-3", "trainer.max_epochs=8"]
+
+
+@pytest.fixture(scope="module")
+def trained(cache_dir, tmp_path_factory):
+    """One real training run shared by the tests that inspect its outputs."""
+    from tests.conftest import make_cfg
+    out = tmp_path_factory.mktemp("trained")
+    result = train(make_cfg(LEARN, out))
+    return result, out
+
+
+def test_model_learns_well_above_chance(trained):
+    result, _ = trained
+    assert result["best"]["auc"] > 0.70
+    assert result["best"]["paired_auc"] > 0.70
+    assert 0 <= result["best"]["far"] <= 1
+
+
+def test_metrics_json_has_last_and_best(trained):
+    result, out = trained
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk == json.loads(json.dumps(result))
+    assert on_disk["last"]["epoch"] == 7
+    best = on_disk["best"]
+    assert best["val_source"] == "test" and best["selection_metric"] == "test/auc"
+    assert 0 <= best["epoch"] <= 7
+    assert best["auc"] >= on_disk["last"]["auc"] - 1e-12  # chosen by test auc
+    assert on_disk["synthetic"] is True and "SYNTHETIC" in on_disk["data"]
+    for key in ("auc", "ap", "far", "paired_auc", "auc_Explosion"):
+        assert key in best and key in on_disk["last"]
+
+
+def test_run_folder_holds_every_artefact(trained):
+    _, out = trained
+    ckpts = sorted(p.name for p in (out / "checkpoints").iterdir())
+    assert "last.ckpt" in ckpts and any(name.startswith("epoch") for name in ckpts)
+    assert (out / "config_resolved.yaml").read_text().count("modality:") == 1
+    for name in ("roc", "pr", "timelines"):
+        assert (out / "plots" / f"{name}.png").stat().st_size > 1000
+    assert list(out.glob("events.out.tfevents.*"))
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_best_checkpoint_matches_reported_metrics(trained, compose_cfg):
+    result, out = trained
+    evaluated = evaluate(compose_cfg([f"ckpt_path={result['best']['checkpoint']}", "data.fraction=0.2"],
+                                     config_name="evaluate"), overridden={"data"})
+    assert evaluated["modality"] == "TWO"
+    assert evaluated["metrics"]["auc"] == pytest.approx(result["best"]["auc"], abs=1e-9)
+    assert evaluated["epoch"] == result["best"]["epoch"]
+
+
+def test_evaluate_rejects_a_checkpoint_of_another_dimension(trained, compose_cfg):
+    result, _ = trained
+    cfg = compose_cfg([f"ckpt_path={result['best']['checkpoint']}", "modality=RGB"],
+                      config_name="evaluate")
+    with pytest.raises(ValueError, match="trained on 2048-d features") as err:
+        evaluate(cfg, overridden={"modality"})
+    assert "modality=RGB" in str(err.value) and "1024-d" in str(err.value)
+
+
+def test_resume_continues_from_checkpoint(trained, compose_cfg):
+    _, out = trained
+    last = out / "checkpoints" / "last.ckpt"
+    result = train(compose_cfg(LEARN + [f"ckpt_path={last}", "trainer.max_epochs=10", "logger=none"]))
+    assert result["last"]["epoch"] == 9
+    state = torch.load(result["best"]["checkpoint"] or last, weights_only=False)
+    assert state["epoch"] >= 0
+
+
+def test_runs_are_reproducible(compose_cfg, tmp_path):
+    overrides = SMALL + ["trainer.max_epochs=2", "logger=none", "trainer.deterministic=true"]
+    first = train(compose_cfg(overrides))["last"]["auc"]
+    second = train(compose_cfg(overrides))["last"]["auc"]
+    assert first == second
+
+
+def test_train_holdout_selects_on_training_videos(compose_cfg):
+    result = train(compose_cfg(SMALL + ["data.val_source=train_holdout", "logger=csv"]))
+    assert result["best"]["selection_metric"] == "holdout/video_auc"
+    assert np.isfinite(result["best"]["auc"])
+
+
+def test_movement_lk_trains_and_changes_scores(compose_cfg):
+    base = SMALL + ["trainer.max_epochs=2", "logger=none", "trainer.deterministic=true"]
+    plain = train(compose_cfg(base))["last"]["auc"]
+    moved = train(compose_cfg(base + ["movement=lk", "movement.k=0.5", "movement.at_test=true"]))
+    assert np.isfinite(moved["last"]["auc"]) and moved["last"]["auc"] != plain
+
+
+def test_all_pairs_loss_and_c3d_train(compose_cfg):
+    result = train(compose_cfg(SMALL + ["trainer.max_epochs=1", "logger=none", "loss.pairing=all",
+                                        "extractor=C3D", "data.fraction=0.05", "data.batch_size=5"]))
+    assert np.isfinite(result["last"]["auc"])
+
+
+def test_batch_larger_than_data_is_a_clear_error(compose_cfg):
+    with pytest.raises(ValueError, match="data.batch_size=500 but only"):
+        train(compose_cfg(SMALL + ["data.batch_size=500"]))
