@@ -112,3 +112,11 @@ def test_all_pairs_loss_and_c3d_train(compose_cfg):
 def test_batch_larger_than_data_is_a_clear_error(compose_cfg):
     with pytest.raises(ValueError, match="data.batch_size=500 but only"):
         train(compose_cfg(SMALL + ["data.batch_size=500"]))
+
+
+def test_resume_with_another_modality_is_refused(trained, compose_cfg):
+    _, out = trained
+    last = out / "checkpoints" / "last.ckpt"
+    with pytest.raises(ValueError, match="has feature dimension 2048, but modality=RGB") as err:
+        train(compose_cfg(SMALL + [f"ckpt_path={last}", "modality=RGB"]))
+    assert str(last) in str(err.value)

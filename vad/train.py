@@ -100,6 +100,10 @@ def train(cfg: DictConfig) -> dict:
     pl.seed_everything(int(cfg.seed), workers=True)
 
     splits = load_data(cfg)
+    if cfg.ckpt_path:
+        resumed = torch.load(str(cfg.ckpt_path), map_location="cpu", weights_only=False)
+        check_dim(int(resumed["hyper_parameters"]["input_dim"]), input_dim(cfg),
+                  f"checkpoint {cfg.ckpt_path}", cfg)
     module, datamodule = build(cfg, splits)
     logger = make_logger(cfg, run_dir)
     checkpoint = ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), monitor="val/auc", mode="max",

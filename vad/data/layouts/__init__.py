@@ -1,0 +1,1 @@
+"""Readers of the feature layouts people download (see README, "Real features")."""

@@ -1,0 +1,52 @@
+"""What every feature layout provides, so that training, ``vad.prepare`` and ``vad.check``
+read any of them the same way, one video at a time (bounded memory)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vad.data.ucf_crime import Video
+
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One video of a layout: its facts (class, frames, spans for test videos) and split."""
+
+    video: Video
+    split: str
+
+
+class Layout(ABC):
+    """A folder (or file) of features in one of the known layouts.
+
+    ``kind`` says what ``read`` returns: ``"segments"`` -> (32, D) already pooled features;
+    ``"clips"`` -> (T, C, D) per-16-frame-snippet features with C crops (C = 1 without crops).
+    """
+
+    name: str
+    kind: str
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    @abstractmethod
+    def entries(self) -> list[Entry]:
+        """Train videos then test videos, in list order (duplicates kept; check() reports them)."""
+
+    @abstractmethod
+    def streams(self) -> tuple[str, ...]:
+        """Streams present in the data (subset of ("RGB", "FLOW"))."""
+
+    @abstractmethod
+    def source(self, entry: Entry, stream: str) -> str:
+        """Where ``read`` takes this video's stream from (a file path, or file::dataset), for messages."""
+
+    @abstractmethod
+    def read(self, entry: Entry, stream: str) -> np.ndarray:
+        """The raw float array of one video and stream, shape as ``kind`` says."""
