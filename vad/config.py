@@ -35,6 +35,11 @@ def validate(cfg: DictConfig) -> None:
         problems.append(f"movement.k={cfg.movement.k}: expected >= 0")
     if cfg.movement.name == "none" and (float(cfg.movement.k) != 0 or cfg.movement.at_test):
         problems.append("movement.k / movement.at_test are set but movement=none: add movement=lk")
+    if cfg.eval.protocol not in ("segments", "snippets"):
+        problems.append(f"eval.protocol={cfg.eval.protocol!r}: expected segments or snippets")
+    elif cfg.eval.protocol == "snippets" and cfg.movement.at_test:
+        problems.append("movement.at_test=true needs eval.protocol=segments (movement values are "
+                        "per segment)")
     if int(cfg.trainer.max_epochs) < 1:
         problems.append(f"trainer.max_epochs={cfg.trainer.max_epochs}: expected >= 1")
     if cfg.scheduler and "milestones" in cfg.scheduler:

@@ -43,7 +43,7 @@ class MILDataModule(pl.LightningDataModule):
 
     def __init__(self, splits: Splits, batch_size: int = 30, eval_batch_size: int = 512,
                  val_source: str = "test", holdout_fraction: float = 0.1, seed: int = 0,
-                 use_movement: bool = False):
+                 use_movement: bool = False, protocol: str = "segments"):
         super().__init__()
         self.splits = splits
         self.batch_size = batch_size
@@ -65,7 +65,18 @@ class MILDataModule(pl.LightningDataModule):
             if len(rows) < batch_size:
                 raise ValueError(f"data.batch_size={batch_size} but only {len(rows)} {name} training "
                                  "videos are available: lower data.batch_size")
-        self.test_truth = FrameTruth.from_videos(splits.test.videos, splits.test.features.shape[1])
+        self.protocol = protocol
+        test = splits.test
+        if protocol == "snippets":
+            if test.snippets is None:
+                raise ValueError("eval.protocol=snippets needs per-snippet test features, which these "
+                                 "data do not have: prepare a store with keep_snippets=true, or use "
+                                 "eval.protocol=segments")
+            self.test_truth = FrameTruth.from_snippets(test.videos, list(test.snippet_counts))
+        elif protocol == "segments":
+            self.test_truth = FrameTruth.from_videos(test.videos, test.features.shape[1])
+        else:
+            raise ValueError(f"eval.protocol={protocol!r}: expected segments or snippets")
         self.holdout_labels = labels[self.holdout_rows]
         self.movement_terms = {}
         if use_movement:
@@ -92,7 +103,21 @@ class MILDataModule(pl.LightningDataModule):
                           shuffle=False, collate_fn=_batch)
 
     def test_loader(self) -> DataLoader:
+        if self.protocol == "snippets":
+            snippets = self.splits.test.snippets
+            return DataLoader(Rows(np.arange(len(snippets)), snippets), batch_size=self.eval_batch_size * 32,
+                              shuffle=False, collate_fn=_batch)
         return self._ordered("test", np.arange(len(self.splits.test)))
+
+    def test_matrix(self, scores: np.ndarray) -> np.ndarray:
+        """Test scores as (videos, units): snippet scores are padded per video to the longest."""
+        if self.protocol == "segments":
+            return scores
+        counts = self.splits.test.snippet_counts
+        matrix = np.zeros((len(counts), self.test_truth.pos.shape[1] - 1))
+        mask = np.arange(matrix.shape[1])[None, :] < counts[:, None]
+        matrix[mask] = scores
+        return matrix
 
     def val_dataloader(self):
         loaders = [self.test_loader()]

@@ -55,7 +55,8 @@ def evaluate(cfg: DictConfig, overridden: set[str] = frozenset()) -> dict:
     module = MILModule.load_from_checkpoint(ckpt_path, map_location="cpu",
                                             movement_at_test=bool(cfg.movement.at_test))
     datamodule = MILDataModule(splits, batch_size=1, eval_batch_size=int(cfg.data.eval_batch_size),
-                               seed=int(cfg.seed), use_movement=cfg.movement.name != "none")
+                               seed=int(cfg.seed), use_movement=cfg.movement.name != "none",
+                               protocol=cfg.eval.protocol)
     trainer = pl.Trainer(accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices,
                          logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False)

@@ -60,9 +60,10 @@ class MILModule(pl.LightningModule):
         dm = self.trainer.datamodule
         scores = {k: torch.cat(v).numpy() for k, v in self._scores.items()}
         self._scores.clear()
-        self.last_test_scores = scores[0]
+        self.last_test_scores = dm.test_matrix(scores[0])
+        pair_seed = self.hparams.pair_seed if dm.protocol == "segments" else None
         metrics = {f"test/{k}": v for k, v in
-                   frame_metrics(scores[0], dm.test_truth, self.hparams.pair_seed).items()}
+                   frame_metrics(self.last_test_scores, dm.test_truth, pair_seed).items()}
         if 1 in scores:
             metrics["holdout/video_auc"] = video_auc(scores[1], dm.holdout_labels)
         self.last_metrics = metrics

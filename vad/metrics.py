@@ -35,24 +35,39 @@ class FrameTruth:
 
     @classmethod
     def from_videos(cls, videos: list[Video], n_segments: int = N_SEGMENTS) -> "FrameTruth":
+        """Segments protocol: 32 segments through Sultani's bins, tail frames in column S."""
         n = len(videos)
         pos = np.zeros((n, n_segments + 1))
         neg = np.zeros((n, n_segments + 1))
         last = np.full(n, n_segments - 1)
         for i, video in enumerate(videos):
-            clips = video.frames // CLIP_FRAMES
-            edges = segment_bounds(clips, n_segments) * CLIP_FRAMES
-            starts = np.append(edges[:-1], edges[-1])
-            ends = np.append(edges[1:], video.frames)
-            anomalous = np.zeros(n_segments + 1)
-            for s, e in video.spans:  # 1-based inclusive -> [s - 1, e) 0-based
-                anomalous += np.clip(np.minimum(ends, e) - np.maximum(starts, s - 1), 0, None)
-            pos[i] = anomalous
-            neg[i] = (ends - starts) - anomalous
+            edges = segment_bounds(video.frames // CLIP_FRAMES, n_segments) * CLIP_FRAMES
+            pos[i], neg[i] = _frame_counts(np.append(edges[:-1], edges[-1]),
+                                           np.append(edges[1:], video.frames), video.spans)
             filled = np.flatnonzero(edges[1:] > edges[:-1])
             if filled.size:
                 last[i] = filled[-1]
         return cls(pos, neg, last, np.array([v.label for v in videos]),
+                   np.array([v.cls for v in videos]), np.array([v.frames for v in videos]))
+
+    @classmethod
+    def from_snippets(cls, videos: list[Video], snippets: list[int]) -> "FrameTruth":
+        """Snippets protocol (RTFM family): snippet t scores frames [16t, 16t + 16), so a video
+        of T snippets has T * 16 frames of ground truth; shorter videos are padded with
+        zero-weight columns. T must be floor or ceil of frames / 16."""
+        width = max(snippets) + 1
+        pos = np.zeros((len(videos), width))
+        neg = np.zeros((len(videos), width))
+        for i, (video, count) in enumerate(zip(videos, snippets)):
+            allowed = {video.frames // CLIP_FRAMES, -(-video.frames // CLIP_FRAMES)}
+            if count not in allowed:
+                raise ValueError(
+                    f"{video.path}: {video.frames} frames need {sorted(allowed)} snippets of "
+                    f"{CLIP_FRAMES} frames, found {count} (features of another video or another "
+                    "frame count?); fix the features or the annotation's frame count")
+            starts = np.arange(count) * CLIP_FRAMES
+            pos[i, :count], neg[i, :count] = _frame_counts(starts, starts + CLIP_FRAMES, video.spans)
+        return cls(pos, neg, np.asarray(snippets) - 1, np.array([v.label for v in videos]),
                    np.array([v.cls for v in videos]), np.array([v.frames for v in videos]))
 
     def subset(self, rows: np.ndarray) -> "FrameTruth":
@@ -83,6 +98,14 @@ class FrameTruth:
                             np.repeat(full.ravel(), self.neg.ravel().astype(int))])
         y = np.concatenate([np.ones(int(self.pos.sum())), np.zeros(int(self.neg.sum()))])
         return s, y
+
+
+def _frame_counts(starts: np.ndarray, ends: np.ndarray, spans) -> tuple[np.ndarray, np.ndarray]:
+    """Anomalous and normal frames in each [start, end) given 1-based inclusive spans."""
+    anomalous = np.zeros(len(starts))
+    for s, e in spans:  # 1-based inclusive -> [s - 1, e) 0-based
+        anomalous += np.clip(np.minimum(ends, e) - np.maximum(starts, s - 1), 0, None)
+    return anomalous, (ends - starts) - anomalous
 
 
 def _grouped(scores, labels, weights):
@@ -158,10 +181,11 @@ def video_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return weighted_auc(np.asarray(scores).max(axis=1), labels)
 
 
-def frame_metrics(scores: np.ndarray, truth: FrameTruth, pair_seed: int = 0) -> dict[str, float]:
+def frame_metrics(scores: np.ndarray, truth: FrameTruth, pair_seed: int | None = 0) -> dict[str, float]:
     """All test metrics: ``auc``, ``ap``, ``far``, ``paired_auc`` and ``auc_<Class>``.
 
     Per-class AUC is the frame-level AUC over that class's videos plus all normal videos.
+    ``paired_auc`` (the seed notebook's 32-segment number) is left out with ``pair_seed=None``.
     """
     scores = np.asarray(scores, dtype=np.float64)
     entries = truth.entries(scores)
@@ -169,8 +193,9 @@ def frame_metrics(scores: np.ndarray, truth: FrameTruth, pair_seed: int = 0) -> 
         "auc": weighted_auc(*entries),
         "ap": weighted_ap(*entries),
         "far": false_alarm_rate(scores, truth),
-        "paired_auc": paired_auc(scores, truth, pair_seed),
     }
+    if pair_seed is not None:
+        out["paired_auc"] = paired_auc(scores, truth, pair_seed)
     out.update(class_aucs(scores, truth))
     return out
 

@@ -30,7 +30,8 @@ SYNTHETIC_BANNER = "#" * 78
 def load_data(cfg: DictConfig) -> Splits:
     """Read the configured features and check them against modality x extractor."""
     streams = tuple(cfg.modality.streams)
-    splits = load_splits(cfg.data, streams, cfg.extractor.name, int(cfg.extractor.dim))
+    splits = load_splits(cfg.data, streams, cfg.extractor.name, int(cfg.extractor.dim),
+                         snippets=cfg.eval.protocol == "snippets")
     check_dim(splits.feature_dim, input_dim(cfg), f"data={cfg.data.name}", cfg)
     if cfg.movement.name != "none" and not splits.has_movement:
         raise ValueError(f"movement={cfg.movement.name} needs movement values, but data={cfg.data.name} "
@@ -74,7 +75,7 @@ def build(cfg: DictConfig, splits: Splits) -> tuple[MILModule, MILDataModule]:
     datamodule = MILDataModule(
         splits, batch_size=int(cfg.data.batch_size), eval_batch_size=int(cfg.data.eval_batch_size),
         val_source=cfg.data.val_source, holdout_fraction=float(cfg.data.holdout_fraction),
-        seed=int(cfg.seed), use_movement=cfg.movement.name != "none")
+        seed=int(cfg.seed), use_movement=cfg.movement.name != "none", protocol=cfg.eval.protocol)
     module = MILModule(
         input_dim=input_dim(cfg), dropout=float(cfg.model.dropout),
         loss=OmegaConf.to_container(cfg.loss, resolve=True),
@@ -125,13 +126,14 @@ def train(cfg: DictConfig) -> dict:
     best = {"epoch": best_epoch, "selected_by": "val/auc",
             "val_source": cfg.data.val_source,
             "selection_metric": "test/auc" if cfg.data.val_source == "test" else "holdout/video_auc",
+            "protocol": cfg.eval.protocol,
             "checkpoint": best_path, **_strip(tested)}
     figures = evaluation_figures(module.last_test_scores, datamodule.test_truth, splits.test.videos,
                                  best, int(cfg.eval.timeline_videos))
     write_figures(figures, run_dir / "plots",
                   logger.experiment if isinstance(logger, TensorBoardLogger) else None, module.global_step)
     if isinstance(logger, TensorBoardLogger):
-        logger.log_metrics({f"hp/{k}": best[k] for k in ("auc", "ap", "far", "paired_auc")},
+        logger.log_metrics({f"hp/{k}": best[k] for k in ("auc", "ap", "far", "paired_auc") if k in best},
                            step=module.global_step)
     if logger:
         logger.finalize("success")
@@ -143,7 +145,7 @@ def train(cfg: DictConfig) -> dict:
     write_json(run_dir / "metrics.json", result)
     log.info("best epoch %d (by %s): auc %.4f ap %.4f far %.4f paired_auc %.4f; last auc %.4f",
              best["epoch"], best["selection_metric"], best["auc"], best["ap"], best["far"],
-             best["paired_auc"], last.get("auc", float("nan")))
+             best.get("paired_auc", float("nan")), last.get("auc", float("nan")))
     log.info("outputs in %s", run_dir)
     return result
 

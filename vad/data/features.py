@@ -14,11 +14,15 @@ STREAMS = ("RGB", "FLOW")
 
 @dataclass
 class FeatureSet:
-    """Videos with their (N, 32, D) float32 features and optional (N, 32) movement values."""
+    """Videos with their (N, 32, D) float32 features, optional (N, 32) movement values and,
+    for the snippets evaluation protocol, the unpooled snippet features of all videos
+    concatenated, (sum of T, D), with each video's snippet count T."""
 
     videos: list[Video]
     features: torch.Tensor
     movement: torch.Tensor | None = None
+    snippets: torch.Tensor | None = None
+    snippet_counts: np.ndarray | None = None
 
     def __post_init__(self):
         if self.features.ndim != 3 or self.features.shape[0] != len(self.videos):
@@ -27,6 +31,9 @@ class FeatureSet:
         if self.movement is not None and self.movement.shape != self.features.shape[:2]:
             raise ValueError(f"movement must be {tuple(self.features.shape[:2])}, "
                              f"found {tuple(self.movement.shape)}")
+        if self.snippets is not None and (self.snippet_counts is None or len(self.snippet_counts) != len(self.videos)
+                                          or int(np.sum(self.snippet_counts)) != self.snippets.shape[0]):
+            raise ValueError("snippet_counts must give one count per video summing to the snippet rows")
 
     @property
     def labels(self) -> np.ndarray:

@@ -108,25 +108,42 @@ def stream_patterns(seed: int, extractor: str, stream: str, dim: int) -> dict[st
             "busy": torch.from_numpy(busy.astype(np.float32))}
 
 
+def snippet_features(layout: Layout, index: int, seed: int, extractor: str, stream: str,
+                     patterns: dict[str, torch.Tensor], gen: torch.Generator) -> torch.Tensor:
+    """(T, D) ReLU snippet features of one video and stream, T = frames // 16 (at least 1)."""
+    n_clips = max(1, layout.video.frames // CLIP_FRAMES)
+    gen.manual_seed(int(seed) * 1_000_003 + int(index) * 101 + STREAM_IDS[stream] * 7
+                    + EXTRACTOR_IDS[extractor])
+    x = torch.empty(n_clips, patterns["busy"].shape[0]).normal_(0.0, NOISE[extractor], generator=gen)
+    x += patterns["scenes"][layout.scene] - BIAS
+    busy = torch.from_numpy(_coverage(layout.busy, n_clips).astype(np.float32))
+    x.addr_(busy, patterns["busy"], alpha=BUSY_GAIN)
+    if layout.video.label:
+        anomaly = torch.from_numpy(_coverage(layout.video.spans, n_clips).astype(np.float32))
+        pattern = patterns["classes"][CLASSES.index(layout.video.cls)]
+        x.addr_(anomaly, pattern, alpha=ANOMALY_GAIN * layout.intensity)
+    return torch.relu_(x)
+
+
 def generate_stream(layouts: list[Layout], indices: np.ndarray, seed: int, extractor: str,
                     stream: str, out: np.ndarray) -> None:
     """Fill ``out`` (N, 32, D) with the pooled features of one stream."""
     patterns = stream_patterns(seed, extractor, stream, out.shape[2])
-    noise = NOISE[extractor]
     gen = torch.Generator()
     for row, (layout, index) in enumerate(zip(layouts, indices)):
-        n_clips = max(1, layout.video.frames // CLIP_FRAMES)
-        gen.manual_seed(int(seed) * 1_000_003 + int(index) * 101 + STREAM_IDS[stream] * 7
-                        + EXTRACTOR_IDS[extractor])
-        x = torch.empty(n_clips, patterns["busy"].shape[0]).normal_(0.0, noise, generator=gen)
-        x += patterns["scenes"][layout.scene] - BIAS
-        busy = torch.from_numpy(_coverage(layout.busy, n_clips).astype(np.float32))
-        x.addr_(busy, patterns["busy"], alpha=BUSY_GAIN)
-        if layout.video.label:
-            anomaly = torch.from_numpy(_coverage(layout.video.spans, n_clips).astype(np.float32))
-            pattern = patterns["classes"][CLASSES.index(layout.video.cls)]
-            x.addr_(anomaly, pattern, alpha=ANOMALY_GAIN * layout.intensity)
-        out[row] = pool_segments(torch.relu_(x).numpy())
+        out[row] = pool_segments(snippet_features(layout, index, seed, extractor, stream, patterns, gen).numpy())
+
+
+def generate_snippets(layouts: list[Layout], indices: np.ndarray, seed: int, extractor: str,
+                      stream: str, out: np.ndarray) -> None:
+    """Fill ``out`` (sum of T, D) with the unpooled snippet features of the videos, in order."""
+    patterns = stream_patterns(seed, extractor, stream, out.shape[1])
+    gen = torch.Generator()
+    offset = 0
+    for layout, index in zip(layouts, indices):
+        x = snippet_features(layout, index, seed, extractor, stream, patterns, gen).numpy()
+        out[offset:offset + len(x)] = x
+        offset += len(x)
 
 
 def generate_movement(layouts: list[Layout], indices: np.ndarray, seed: int) -> np.ndarray:
@@ -169,8 +186,11 @@ def _cached(path: Path, make) -> np.ndarray:
     return np.load(path, mmap_mode="r")
 
 
-def load(cfg, streams: tuple[str, ...], extractor: str, dim: int) -> Splits:
-    """Reader for ``data=synthetic``: the full-size (or ``fraction``) synthetic UCF-Crime."""
+def load(cfg, streams: tuple[str, ...], extractor: str, dim: int, snippets: bool = False) -> Splits:
+    """Reader for ``data=synthetic``: the full-size (or ``fraction``) synthetic UCF-Crime.
+
+    ``snippets`` also provides the test videos' unpooled snippet features (snippets protocol).
+    """
     if extractor not in EXTRACTOR_IDS:
         raise ValueError(f"synthetic data has extractors {sorted(EXTRACTOR_IDS)}, found {extractor!r}")
     seed, fraction = int(cfg.seed), float(cfg.fraction)
@@ -186,7 +206,7 @@ def load(cfg, streams: tuple[str, ...], extractor: str, dim: int) -> Splits:
     started = time.perf_counter()
     parts = []
     for stream in streams:
-        path = cache / f"synthetic-v{VERSION}-seed{seed}-{extractor}-{stream}-{key}.npy"
+        path = cache / f"synthetic-v{VERSION}-seed{seed}-{extractor}{dim}-{stream}-{key}.npy"
 
         def make(tmp, stream=stream):
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
@@ -205,15 +225,30 @@ def load(cfg, streams: tuple[str, ...], extractor: str, dim: int) -> Splits:
     movement = torch.from_numpy(np.array(_cached(movement_path, make_movement)))
     features = concat_streams(parts)
     del parts
+    n_train = int(np.sum(indices < len(train)))
+    test_snippets, counts = None, None
+    if snippets:
+        counts = np.array([max(1, lay.video.frames // CLIP_FRAMES) for lay in layouts[n_train:]])
+        flat = []
+        for stream in streams:
+            path = cache / f"synthetic-v{VERSION}-seed{seed}-{extractor}{dim}-{stream}-{key}-test-snippets.npy"
+
+            def make_snippets(tmp, stream=stream):
+                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(int(counts.sum()), dim))
+                generate_snippets(layouts[n_train:], indices[n_train:], seed, extractor, stream, out)
+                out.flush()
+                del out
+
+            flat.append(_cached(path, make_snippets)[:, None, :])
+        test_snippets = concat_streams(flat)[:, 0, :]
     log.info("synthetic data ready in %.1f s (cache %s)", time.perf_counter() - started, cache)
 
-    n_train = int(np.sum(indices < len(train)))
     videos = [layout.video for layout in layouts]
     # Training spans are hidden: the learner sees only video labels, as with real data.
     train_videos = [Video(v.path, v.cls, v.frames) for v in videos[:n_train]]
     return Splits(
         train=FeatureSet(train_videos, features[:n_train], movement[:n_train]),
-        test=FeatureSet(videos[n_train:], features[n_train:], movement[n_train:]),
+        test=FeatureSet(videos[n_train:], features[n_train:], movement[n_train:], test_snippets, counts),
         description=f"SYNTHETIC UCF-Crime ({extractor} {'+'.join(streams)}, seed {seed}, "
                     f"fraction {fraction:g}): not real video features",
         synthetic=True,
