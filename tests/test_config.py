@@ -17,7 +17,7 @@ def options(group: str) -> list[str]:
 
 def test_groups_have_the_documented_options():
     assert options("modality") == ["FLOW", "RGB", "TWO"]
-    assert options("extractor") == ["C3D", "I3D"]
+    assert options("extractor") == ["C3D", "I3D", "I3D_R50"]
     assert options("optimizer") == ["adadelta", "adagrad", "adam", "sgd"]
     assert options("scheduler") == ["cosine", "multistep", "none"]
     assert options("movement") == ["lk", "none"]

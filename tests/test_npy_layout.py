@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from vad.data import npy_layout
+from vad.data import load_splits
+from vad.data.layouts.seed_npy import LISTS, list_file
 from vad.data.pooling import N_SEGMENTS
 from vad.data.ucf_crime import read_list, read_v2_test_lists, shipped
 from vad.metrics import FrameTruth
@@ -84,7 +85,7 @@ def _cfg(root) -> OmegaConf:
 def test_load_two_streams_concatenates_files_rgb_first(layout, caplog):
     root, built = layout
     with caplog.at_level(logging.WARNING):
-        splits = npy_layout.load(_cfg(root), ("RGB", "FLOW"), DIM)
+        splits = load_splits(_cfg(root), ("RGB", "FLOW"), "I3D", DIM)
 
     train_paths = built["train_paths"]
     assert [v.path for v in splits.train.videos] == train_paths
@@ -111,12 +112,13 @@ def test_load_two_streams_concatenates_files_rgb_first(layout, caplog):
     assert not any(v.spans for v in splits.test.videos[N_TEST_EACH:])
 
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any("twice" in m and built["duplicate"] in m for m in warnings), warnings
+    assert any("duplicate list entries" in m and f"{built['duplicate']} listed 2 times" in m
+               for m in warnings), warnings
 
 
 def test_single_stream_reads_only_its_folder(layout):
     root, built = layout
-    splits = npy_layout.load(_cfg(root), ("FLOW",), DIM)
+    splits = load_splits(_cfg(root), ("FLOW",), "I3D", DIM)
     path = built["train_paths"][0]
     np.testing.assert_array_equal(splits.train.features[0].numpy(), built["arrays"]["all_flows", path])
     assert splits.feature_dim == DIM
@@ -144,16 +146,16 @@ def test_unset_root_is_named(compose_cfg):
 
 def test_root_that_is_not_a_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="data.root"):
-        npy_layout.load(_cfg(tmp_path / "nowhere"), ("RGB",), DIM)
+        load_splits(_cfg(tmp_path / "nowhere"), ("RGB",), "I3D", DIM)
 
 
 def test_missing_flow_folder_is_named(tmp_path):
     build_root(tmp_path)
     shutil.rmtree(tmp_path / "all_flows")
-    with pytest.raises(FileNotFoundError, match="all_flows"):
-        npy_layout.load(_cfg(tmp_path), ("RGB", "FLOW"), DIM)
+    with pytest.raises(ValueError, match=r"stream absent: 1\n  - modality needs \['FLOW'\] but .* has only \['RGB'\]"):
+        load_splits(_cfg(tmp_path), ("RGB", "FLOW"), "I3D", DIM)
     # RGB alone does not need it.
-    assert npy_layout.load(_cfg(tmp_path), ("RGB",), DIM).feature_dim == DIM
+    assert load_splits(_cfg(tmp_path), ("RGB",), "I3D", DIM).feature_dim == DIM
 
 
 def test_missing_files_are_counted_with_an_example(tmp_path):
@@ -163,10 +165,10 @@ def test_missing_files_are_counted_with_an_example(tmp_path):
     assert built["duplicate"] not in gone
     for path in gone:
         (tmp_path / "all_rgbs" / f"{path}.npy").unlink()
-    with pytest.raises(FileNotFoundError) as info:
-        npy_layout.load(_cfg(tmp_path), ("RGB", "FLOW"), DIM)
+    with pytest.raises(ValueError) as info:
+        load_splits(_cfg(tmp_path), ("RGB", "FLOW"), "I3D", DIM)
     message = str(info.value)
-    assert f"3 of {total}" in message
+    assert f"missing files: 3 of {2 * total} files" in message
     assert any(f"{path}.npy" in message for path in gone)
 
 
@@ -175,7 +177,7 @@ def test_wrong_shape_names_file_expected_and_found(tmp_path):
     bad = tmp_path / "all_flows" / f"{built['test_videos'][2].path}.npy"
     np.save(bad, np.zeros((N_SEGMENTS, 512), dtype=np.float32))
     with pytest.raises(ValueError) as info:
-        npy_layout.load(_cfg(tmp_path), ("RGB", "FLOW"), DIM)
+        load_splits(_cfg(tmp_path), ("RGB", "FLOW"), "I3D", DIM)
     message = str(info.value)
     assert str(bad) in message
     assert "(32, 1024)" in message and "(32, 512)" in message
@@ -192,13 +194,13 @@ def test_extractor_dimension_mismatch(layout, compose_cfg):
 
 def test_shipped_lists_when_folder_has_none(tmp_path, layout):
     own_root, _ = layout
-    for name in npy_layout.LISTS:
-        assert npy_layout.list_file(tmp_path, name) == shipped(name)
+    for name in LISTS:
+        assert list_file(tmp_path, name) == shipped(name)
         assert shipped(name).exists()
-        assert npy_layout.list_file(own_root, name) == own_root / name
+        assert list_file(own_root, name) == own_root / name
     # A folder without lists is read with the full shipped lists: 810 + 810 + 140 + 150 videos.
     (tmp_path / "all_rgbs").mkdir()
-    n_shipped = sum(len(read_list(shipped(n))) for n in npy_layout.LISTS)
+    n_shipped = sum(len(read_list(shipped(n))) for n in LISTS)
     assert n_shipped == 1910
-    with pytest.raises(FileNotFoundError, match=f"{n_shipped} of {n_shipped}"):
-        npy_layout.load(_cfg(tmp_path), ("RGB",), DIM)
+    with pytest.raises(ValueError, match=f"missing files: {n_shipped} of {n_shipped} files"):
+        load_splits(_cfg(tmp_path), ("RGB",), "I3D", DIM)

@@ -171,7 +171,7 @@ def test_cache_holds_only_requested_streams_and_is_reused(tmp_path, monkeypatch)
     files = _files(tmp_path)
     assert all(f.endswith(".npy") for f in files), files
     assert not [f for f in files if "tmp" in f]
-    assert len([f for f in files if "I3D-RGB" in f]) == 1
+    assert len([f for f in files if "I3D1024-RGB" in f]) == 1
     assert len([f for f in files if "movement" in f]) == 1
     assert not [f for f in files if "FLOW" in f or "C3D" in f]
     mtimes = {f: os.stat(tmp_path / f).st_mtime_ns for f in files}

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from vad.data import npy_layout, synthetic
 from vad.data.features import Splits
 
 
 def load_splits(data_cfg, streams: tuple[str, ...], extractor: str, extractor_dim: int,
                 snippets: bool = False) -> Splits:
-    """Dispatch on ``data.name``; ``snippets`` asks for the test videos' snippet features too."""
+    """Dispatch on ``data.name``: ``synthetic``, ``store`` or a feature layout read directly
+    (validated in one pass); ``snippets`` asks for the test videos' snippet features too."""
     if data_cfg.name == "synthetic":
+        from vad.data import synthetic
         return synthetic.load(data_cfg, streams, extractor, extractor_dim, snippets)
-    if data_cfg.name == "ucf_crime_npy":
-        return npy_layout.load(data_cfg, streams, extractor_dim)
-    raise ValueError(f"unknown data.name {data_cfg.name!r}: expected synthetic or ucf_crime_npy")
+    if data_cfg.name == "store":
+        from vad.data import store
+        return store.load(data_cfg, streams, extractor_dim, snippets)
+    from vad.data.layouts.registry import open_layout
+    from vad.data.reading import load_layout
+    if snippets:
+        raise ValueError(f"eval.protocol=snippets needs per-snippet test features: prepare a store "
+                         f"from data={data_cfg.name} with `python -m vad.prepare ... keep_snippets=true` "
+                         "and train with data=store, or use eval.protocol=segments")
+    return load_layout(open_layout(data_cfg), streams, extractor_dim,
+                       crops=data_cfg.get("crops", "mean"), crop=int(data_cfg.get("crop", 0)),
+                       dedupe=bool(data_cfg.get("dedupe", False)))

@@ -46,25 +46,21 @@ def official_entries(train_list: Path | None = None, test_annotation: Path | Non
 
 
 def read_text_segments(path: Path, stream: str = "RGB") -> np.ndarray:
-    """(32, D) float32 from a text file of 32 rows of whitespace-separated floats."""
-    text = Path(path).read_text()
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if len(lines) != N_SEGMENTS:
+    """(32, D) float32 from a text file of 32 rows of whitespace-separated floats (numpy's C
+    parser: ~8 ms for a 32 x 4096 file)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "input contained no data": 0 rows below
+            values = np.loadtxt(path, dtype=np.float64, ndmin=2)
+    except ValueError as err:
+        found = str(err).split("; use `usecols`")[0].rstrip(".")
+        raise ValueError(f"{path}: expected {N_SEGMENTS} rows of the same number of whitespace-separated "
+                         f"floats, found: {found}; re-export the file") from err
+    if values.shape[0] != N_SEGMENTS:
         raise ValueError(f"{path}: expected {N_SEGMENTS} rows of segment features (Sultani's "
-                         f"{N_SEGMENTS} segments), found {len(lines)} rows; re-export the features "
+                         f"{N_SEGMENTS} segments), found {values.shape[0]} rows; re-export the features "
                          f"as {N_SEGMENTS} segments")
-    dim = len(lines[0].split())
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", DeprecationWarning)  # numpy's "unmatched data" warning
-        try:
-            values = np.fromstring(text, dtype=np.float64, sep=" ")
-        except (DeprecationWarning, ValueError):
-            values = None
-    if values is None or values.size != N_SEGMENTS * dim:
-        raise ValueError(f"{path}: expected {N_SEGMENTS} rows of {dim} whitespace-separated floats "
-                         "(as the first row), found rows of different lengths or non-numeric values; "
-                         "re-export the file")
-    return check_segments(values.reshape(N_SEGMENTS, dim), str(path), stream)
+    return check_segments(values, str(path), stream)
 
 
 class SultaniTxt(Layout):

@@ -1,0 +1,407 @@
+"""The feature store (``vad.data.store``) and ``python -m vad.prepare``, on small layouts built
+here (in-test ``Layout`` subclasses, so the tests do not depend on the real readers)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import ROOT, run_cli
+from vad.data import store
+from vad.data.convert import to_segments
+from vad.data.layouts.base import Entry, Layout
+from vad.data.pooling import N_SEGMENTS
+from vad.data.ucf_crime import Video, catalogue, shipped
+from vad.prepare import prepare
+
+DIM = 8
+CROPS = 3
+STREAM_IDS = {"RGB": 1, "FLOW": 2}
+HAS_REGISTRY = (ROOT / "vad" / "data" / "layouts" / "registry.py").exists()
+
+
+def _entries(n_each: int = 2) -> list[Entry]:
+    """A few real videos: anomalous and normal of each split (short ones, to stay fast)."""
+    train, test = catalogue()
+    short = lambda vs, label: [v for v in vs if v.label == label and v.frames < 4000][:n_each]  # noqa: E731
+    anomalous = short(train, 1)
+    # A training video with (hidden) spans: the store must not keep them.
+    anomalous[0] = Video(anomalous[0].path, anomalous[0].cls, anomalous[0].frames, ((17, 400),))
+    tiny = Video("Normal_Videos_event/Normal_Videos_tiny_x264.mp4", "Normal", 20)  # 2 snippets
+    train_videos = anomalous + short(train, 0) + [tiny]
+    test_videos = short(test, 1) + short(test, 0)
+    return [Entry(v, "train") for v in train_videos] + [Entry(v, "test") for v in test_videos]
+
+
+class ClipsLayout(Layout):
+    """(T, C, D) random clip features, T = ceil(frames / 16); ``fail_at`` makes one video fail."""
+
+    name = "test_clips"
+    kind = "clips"
+
+    def __init__(self, root: Path, entries: list[Entry], streams=("RGB", "FLOW"), crops: int = CROPS,
+                 dim: int = DIM, fail_at: int | None = None):
+        super().__init__(root)
+        self._entries, self._streams, self.crops, self.dim = entries, tuple(streams), crops, dim
+        self.fail_at = fail_at
+        self.reads = []
+
+    def entries(self) -> list[Entry]:
+        return list(self._entries)
+
+    def streams(self) -> tuple[str, ...]:
+        return self._streams
+
+    def source(self, entry: Entry, stream: str) -> str:
+        return str(self.root / stream / f"{entry.video.name}.npy")
+
+    def raw(self, index: int, stream: str) -> np.ndarray:
+        frames = self._entries[index].video.frames
+        rng = np.random.default_rng([index, STREAM_IDS[stream]])
+        return rng.random((max(1, math.ceil(frames / 16)), self.crops, self.dim), dtype=np.float32)
+
+    def read(self, entry: Entry, stream: str) -> np.ndarray:
+        index = self._entries.index(entry)
+        if index == self.fail_at:
+            raise OSError("input/output error")
+        self.reads.append((index, stream))
+        return self.raw(index, stream)
+
+
+class SegmentsLayout(ClipsLayout):
+    """(32, D) already pooled features, with movement values."""
+
+    name = "test_segments"
+    kind = "segments"
+
+    def raw(self, index: int, stream: str) -> np.ndarray:
+        rng = np.random.default_rng([index, STREAM_IDS[stream], 5])
+        return rng.random((N_SEGMENTS, self.dim), dtype=np.float32)
+
+    def movement(self, entry: Entry) -> np.ndarray:
+        return np.arange(N_SEGMENTS, dtype=np.float32) + self._entries.index(entry)
+
+
+def data_cfg(path) -> OmegaConf:
+    return OmegaConf.create({"name": "store", "path": None if path is None else str(path), "batch_size": 30,
+                             "eval_batch_size": 512, "val_source": "test", "holdout_fraction": 0.1})
+
+
+def contents(path: Path) -> dict:
+    """Every attribute (but timestamps) and dataset of a store, for comparisons."""
+    out = {}
+    with h5py.File(path, "r") as f:
+        out["/"] = {k: np.asarray(v).tolist() for k, v in f.attrs.items() if k not in ("created", "finished")}
+
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                out[name] = obj[()]
+            else:
+                out[name] = {k: np.asarray(v).tolist() for k, v in obj.attrs.items()}
+        f.visititems(visit)
+    return out
+
+
+def assert_same(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        if isinstance(a[key], np.ndarray):
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+        else:
+            assert a[key] == b[key], key
+
+
+@pytest.fixture
+def entries():
+    return _entries()
+
+
+def test_round_trip_clips(tmp_path, entries):
+    layout = ClipsLayout(tmp_path / "feats", entries)
+    out = tmp_path / "store.h5"
+    report = store.write(layout, out, keep_snippets=True, progress=False)
+    assert out.exists() and not store.partial_path(out).exists()
+    assert (report.written, report.skipped, report.videos) == (len(entries), 0, len(entries))
+    assert report.bytes_read == sum(layout.raw(i, s).nbytes
+                                    for i in range(len(entries)) for s in ("RGB", "FLOW"))
+    with h5py.File(out, "r") as f:
+        assert f.attrs["format"] == "vad-store" and f.attrs["version"] == 1
+        assert list(f.attrs["streams"]) == ["RGB", "FLOW"] and list(f.attrs["dims"]) == [DIM, DIM]
+        assert f.attrs["n_segments"] == N_SEGMENTS and f.attrs["crops"] == "mean"
+        assert f.attrs["complete"] and "test_clips" in f.attrs["source"] and f.attrs["created"]
+        names = sorted(f["videos"])
+        assert len(names) == len(entries)
+        for i, (name, entry) in enumerate(zip(names, entries)):
+            g = f["videos"][name]
+            assert g.attrs["done"] and g.attrs["index"] == i
+            assert (g.attrs["path"], g.attrs["cls"], g.attrs["frames"], g.attrs["split"]) == (
+                entry.video.path, entry.video.cls, entry.video.frames, entry.split)
+            spans = entry.video.spans if entry.split == "test" else ()
+            assert [tuple(s) for s in g.attrs["spans"]] == list(spans)
+            for stream in ("RGB", "FLOW"):
+                raw = layout.raw(i, stream)
+                segments = g[f"segments/{stream}"]
+                assert segments.dtype == np.float32 and segments.shape == (1, N_SEGMENTS, DIM)
+                np.testing.assert_array_equal(segments[()], to_segments(raw, "clips", "mean"))
+                if entry.split == "train":  # snippets are kept for the test videos only
+                    assert "snippets" not in g
+                    continue
+                snippets = g[f"snippets/{stream}"]
+                assert snippets.dtype == np.float32 and snippets.shape == (raw.shape[0], DIM)
+                np.testing.assert_allclose(snippets[()], raw.mean(axis=1), rtol=1e-6)
+            assert "movement" not in g
+    # The (hidden) training spans of the first video are not stored.
+    assert entries[0].video.spans and entries[0].split == "train"
+
+
+@pytest.mark.parametrize("crops, crop", [("one", 2), ("all", 0)])
+def test_crop_modes(tmp_path, entries, crops, crop):
+    layout = ClipsLayout(tmp_path, entries, streams=("RGB",))
+    out = store.write_store(layout, tmp_path / "s.h5", crops=crops, crop=crop, progress=False)
+    with h5py.File(out, "r") as f:
+        assert f.attrs["crops"] == crops and f.attrs["crop"] == (crop if crops == "one" else -1)
+        assert list(f.attrs["streams"]) == ["RGB"]
+        for i, name in enumerate(sorted(f["videos"])):
+            stored = f["videos"][name]["segments/RGB"][()]
+            assert stored.shape == ((1 if crops == "one" else CROPS), N_SEGMENTS, DIM)
+            np.testing.assert_array_equal(stored, to_segments(layout.raw(i, "RGB"), "clips", crops, crop))
+            assert "snippets" not in f["videos"][name]
+
+
+def test_segments_layout_with_movement(tmp_path, entries):
+    layout = SegmentsLayout(tmp_path, entries)
+    out = store.write_store(layout, tmp_path / "s.h5", crops="one", keep_snippets=True, progress=False)
+    with h5py.File(out, "r") as f:
+        assert f.attrs["crops"] == "none" and f.attrs["layout_kind"] == "segments"
+        for i, name in enumerate(sorted(f["videos"])):
+            g = f["videos"][name]
+            np.testing.assert_array_equal(g["segments/FLOW"][0], layout.raw(i, "FLOW"))
+            np.testing.assert_array_equal(g["movement"][()], layout.movement(entries[i]))
+            assert "snippets" not in g  # nothing per snippet in a segment layout
+
+
+def test_bad_crop_index_names_the_video(tmp_path, entries):
+    layout = ClipsLayout(tmp_path / "feats", entries)
+    with pytest.raises(store.StoreReadError, match=r"crop=5 but the features have 3 crops") as err:
+        store.write(layout, tmp_path / "s.h5", crops="one", crop=5, progress=False)
+    assert entries[0].video.path in str(err.value) and str(tmp_path / "feats") in str(err.value)
+
+
+def test_resume_after_interruption(tmp_path, entries):
+    out = tmp_path / "store.h5"
+    partial = store.partial_path(out)
+    layout = ClipsLayout(tmp_path / "feats", entries, fail_at=2)
+    with pytest.raises(store.StoreReadError) as err:
+        store.write(layout, out, keep_snippets=True, progress=False)
+    message = str(err.value)
+    assert entries[2].video.path in message and layout.source(entries[2], "RGB") in message
+    assert "input/output error" in message and "resume" in message and str(partial) in message
+    assert not out.exists() and partial.exists()
+    with h5py.File(partial, "r") as f:
+        assert sorted(f["videos"]) == ["000000", "000001"]
+        assert all(f["videos"][n].attrs["done"] for n in f["videos"]) and not f.attrs["complete"]
+    # An interruption in the middle of a video leaves a group without `done`: rewritten.
+    with h5py.File(partial, "r+") as f:
+        g = f["videos"].create_group("000002")
+        g.attrs["path"] = "half written"
+        g.create_dataset("segments/RGB", data=np.zeros((1, N_SEGMENTS, DIM), np.float32))
+
+    layout.fail_at, layout.reads = None, []
+    report = store.write(layout, out, keep_snippets=True, progress=False)
+    assert (report.written, report.skipped) == (len(entries) - 2, 2)
+    assert {i for i, _ in layout.reads} == set(range(2, len(entries)))
+    assert out.exists() and not partial.exists()
+
+    fresh = store.write_store(ClipsLayout(tmp_path / "feats", entries), tmp_path / "fresh.h5",
+                              keep_snippets=True, progress=False)
+    assert_same(contents(out), contents(fresh))
+
+
+def test_rerun_on_complete_store_skips(tmp_path, entries):
+    out = tmp_path / "store.h5"
+    store.write(ClipsLayout(tmp_path, entries), out, progress=False)
+    before = out.stat().st_mtime_ns
+    layout = ClipsLayout(tmp_path, entries)
+    report = store.write(layout, out, progress=False)
+    assert (report.written, report.skipped) == (0, len(entries)) and layout.reads == []
+    assert report.dims == {"RGB": DIM, "FLOW": DIM} and out.stat().st_mtime_ns == before
+
+
+def test_option_mismatch(tmp_path, entries):
+    out = tmp_path / "store.h5"
+    store.write(ClipsLayout(tmp_path, entries), out, streams=("RGB",), progress=False)
+    with pytest.raises(ValueError) as err:
+        store.write(ClipsLayout(tmp_path, entries), out, progress=False)
+    message = str(err.value)
+    assert str(out) in message and "['RGB']" in message and "['RGB', 'FLOW']" in message
+    assert "delete" in message and "out=" in message
+
+    out2 = tmp_path / "other.h5"
+    with pytest.raises(store.StoreReadError):
+        store.write(ClipsLayout(tmp_path, entries, fail_at=1), out2, crops="mean", progress=False)
+    with pytest.raises(ValueError, match=r"crops: stored 'mean', requested 'one'") as err:
+        store.write(ClipsLayout(tmp_path, entries), out2, crops="one", progress=False)
+    assert str(store.partial_path(out2)) in str(err.value)
+    with pytest.raises(ValueError, match="holds a store of"):
+        store.write(ClipsLayout(tmp_path, entries[:-1]), out2, progress=False)
+    swapped = entries[:2][::-1] + entries[2:]
+    with pytest.raises(ValueError, match="holds other videos") as err:
+        store.write(ClipsLayout(tmp_path, swapped), out, streams=("RGB",), progress=False)
+    assert swapped[0].video.path in str(err.value)
+    with pytest.raises(ValueError, match="comes from another list"):
+        store.write(ClipsLayout(tmp_path, swapped), out2, progress=False)
+    with pytest.raises(ValueError, match=r"streams \['DEPTH'\] requested"):
+        store.write(ClipsLayout(tmp_path, entries), tmp_path / "x.h5", streams=("DEPTH",), progress=False)
+
+
+def test_load_into_splits(tmp_path, entries):
+    layout = ClipsLayout(tmp_path, entries)
+    out = store.write_store(layout, tmp_path / "s.h5", keep_snippets=True, progress=False)
+    splits = store.load(data_cfg(out), ("RGB", "FLOW"), DIM)
+    train = [e for e in entries if e.split == "train"]
+    test = [e for e in entries if e.split == "test"]
+    assert not splits.synthetic and str(out) in splits.description and "test_clips" in splits.description
+    assert splits.train.features.shape == (len(train), N_SEGMENTS, 2 * DIM)
+    assert splits.test.features.shape == (len(test), N_SEGMENTS, 2 * DIM)
+    assert splits.train.features.dtype == splits.test.features.dtype == __import__("torch").float32
+    assert splits.train.movement is None and not splits.has_movement
+    assert list(splits.train.labels) == [e.video.label for e in train]
+    assert list(splits.test.labels) == [e.video.label for e in test]
+    assert all(v.spans == () for v in splits.train.videos)
+    assert [v.spans for v in splits.test.videos] == [e.video.spans for e in test]
+    assert [(v.path, v.cls, v.frames) for v in splits.train.videos + splits.test.videos] == [
+        (e.video.path, e.video.cls, e.video.frames) for e in entries]
+    features = np.concatenate([splits.train.features.numpy(), splits.test.features.numpy()])
+    for i in range(len(entries)):
+        expected = np.concatenate([to_segments(layout.raw(i, s), "clips")[0] for s in ("RGB", "FLOW")],
+                                  axis=1)
+        np.testing.assert_array_equal(features[i], expected)
+    assert splits.test.snippets is None
+    with_snippets = store.load(data_cfg(out), ("RGB", "FLOW"), DIM, snippets=True)
+    counts = [math.ceil(e.video.frames / 16) for e in test]
+    assert list(with_snippets.test.snippet_counts) == counts and with_snippets.train.snippets is None
+    assert with_snippets.test.snippets.shape == (sum(counts), 2 * DIM)
+    rows = np.cumsum([0] + counts)
+    for j, e in enumerate(test):
+        i = entries.index(e)
+        expected = np.concatenate([layout.raw(i, s).mean(axis=1) for s in ("RGB", "FLOW")], axis=1)
+        np.testing.assert_allclose(with_snippets.test.snippets[rows[j]:rows[j + 1]].numpy(), expected,
+                                   rtol=1e-6)
+    flow = store.load(data_cfg(out), ("FLOW",), DIM)
+    np.testing.assert_array_equal(flow.test.features.numpy(), splits.test.features[:, :, DIM:].numpy())
+
+    seg_out = store.write_store(SegmentsLayout(tmp_path, entries), tmp_path / "seg.h5", progress=False)
+    seg = store.load(data_cfg(seg_out), ("RGB",), DIM)
+    assert seg.has_movement and seg.train.movement.shape == (len(train), N_SEGMENTS)
+    np.testing.assert_array_equal(seg.test.movement[0].numpy(), np.arange(N_SEGMENTS) + len(train))
+
+
+def test_load_errors(tmp_path, entries):
+    with pytest.raises(ValueError, match="data.path=STORE.h5"):
+        store.load(data_cfg(None), ("RGB",), DIM)
+    missing = tmp_path / "missing.h5"
+    with pytest.raises(FileNotFoundError, match=str(missing)):
+        store.load(data_cfg(missing), ("RGB",), DIM)
+
+    out = tmp_path / "s.h5"
+    with pytest.raises(store.StoreReadError):
+        store.write(ClipsLayout(tmp_path, entries, fail_at=3), out, streams=("RGB",), progress=False)
+    partial = store.partial_path(out)
+    with pytest.raises(ValueError, match="re-run") as err:
+        store.load(data_cfg(partial), ("RGB",), DIM)
+    assert str(partial) in str(err.value)
+    with pytest.raises(FileNotFoundError, match="interrupted") as err:
+        store.load(data_cfg(out), ("RGB",), DIM)
+    assert str(partial) in str(err.value)
+
+    store.write(ClipsLayout(tmp_path, entries), out, streams=("RGB",), progress=False)
+    with pytest.raises(ValueError) as err:
+        store.load(data_cfg(out), ("RGB", "FLOW"), DIM)
+    message = str(err.value)
+    assert str(out) in message and "['RGB']" in message and "modality=RGB" in message
+    with pytest.raises(ValueError) as err:
+        store.load(data_cfg(out), ("RGB",), 1024)
+    message = str(err.value)
+    assert str(out) in message and f"{DIM}" in message and "1024" in message and "extractor=" in message
+
+    with pytest.raises(ValueError, match="keep_snippets=true") as err:
+        store.load(data_cfg(out), ("RGB",), DIM, snippets=True)
+    assert str(out) in str(err.value) and "eval.protocol=segments" in str(err.value)
+
+    not_store = tmp_path / "other.h5"
+    with h5py.File(not_store, "w") as f:
+        f.attrs["format"] = "something"
+    with pytest.raises(ValueError, match="not a vad-store"):
+        store.load(data_cfg(not_store), ("RGB",), DIM)
+
+    every = store.write_store(ClipsLayout(tmp_path, entries), tmp_path / "all.h5", crops="all",
+                              progress=False)
+    with pytest.raises(NotImplementedError, match="crops=mean or crops=one"):
+        store.load(data_cfg(every), ("RGB",), DIM)
+
+
+def test_prepare_config(compose_cfg, tmp_path, entries):
+    """conf/prepare.yaml composes; prepare() picks the modality's streams and returns counts."""
+    out = tmp_path / "p.h5"
+    cfg = compose_cfg([f"out={out}", "progress=false"], config_name="prepare")
+    assert cfg.data.name == "ucf_crime_npy" and cfg.get("modality") is None
+    assert (cfg.crops, cfg.crop, cfg.keep_snippets) == ("mean", 0, False)
+    result = prepare(cfg, layout=ClipsLayout(tmp_path, entries))
+    assert result["written"] == len(entries) and result["streams"] == ["RGB", "FLOW"]
+    assert result["mb_read"] > 0 and result["seconds"] > 0 and result["out"] == str(out)
+
+    cfg = compose_cfg([f"out={tmp_path / 'rgb.h5'}", "modality=RGB", "crops=one", "crop=1",
+                       "progress=false"], config_name="prepare")
+    result = prepare(cfg, layout=ClipsLayout(tmp_path, entries))
+    assert result["streams"] == ["RGB"] and result["crops"] == "one"
+    with pytest.raises(ValueError, match="not a feature layout"):
+        prepare(compose_cfg([f"out={out}", "data=store"], config_name="prepare"))
+
+
+def _seed_folder(root: Path, n: int = 3, dim: int = 1024) -> dict:
+    """A tiny seed-notebook folder: own lists and (32, dim) files in all_rgbs/ and all_flows/."""
+    arrays = {}
+    rng = np.random.default_rng(0)
+    for name in ("train_anomaly.txt", "train_normal.txt", "test_anomalyv2.txt", "test_normalv2.txt"):
+        lines = [ln.strip() for ln in shipped(name).read_text().splitlines() if ln.strip()][:n]
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("\n".join(lines) + "\n")
+        for line in lines:
+            path = line.split("|")[0].split()[0]
+            for folder in ("all_rgbs", "all_flows"):
+                file = root / folder / f"{path}.npy"
+                file.parent.mkdir(parents=True, exist_ok=True)
+                arrays[(folder, path)] = rng.random((N_SEGMENTS, dim), dtype=np.float32)
+                np.save(file, arrays[(folder, path)])
+    return arrays
+
+
+@pytest.mark.skipif(not HAS_REGISTRY, reason="vad/data/layouts/registry.py (open_layout) is not there yet")
+def test_prepare_cli(tmp_path, cache_dir, compose_cfg):
+    root = tmp_path / "feats"
+    arrays = _seed_folder(root)
+    out = tmp_path / "store.h5"
+    # -X importtime lists every module imported: prepare must not pull in Lightning.
+    proc = run_cli(["-X", "importtime", "-m", "vad.prepare", "data=ucf_crime_npy", f"data.root={root}",
+                    f"out={out}", "progress=false", f"hydra.run.dir={tmp_path / 'run'}"],
+                   cwd=tmp_path, env_cache=cache_dir, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "pytorch_lightning" not in proc.stderr and "lightning_fabric" not in proc.stderr
+    assert out.exists() and (tmp_path / "run" / "prepare.json").exists()
+
+    splits = store.load(data_cfg(out), ("RGB", "FLOW"), 1024)
+    assert len(splits.train) == 6 and len(splits.test) == 6
+    first = splits.train.videos[0].path
+    np.testing.assert_array_equal(splits.train.features[0, :, :1024].numpy(), arrays[("all_rgbs", first)])
+    np.testing.assert_array_equal(splits.train.features[0, :, 1024:].numpy(), arrays[("all_flows", first)])
+    assert all(v.spans for v in splits.test.videos if v.label)
+
+    cfg = compose_cfg(["data=ucf_crime_npy", f"data.root={root}", f"out={out}", "progress=false"],
+                      config_name="prepare")
+    result = prepare(cfg)
+    assert (result["written"], result["skipped"]) == (0, 12)
