@@ -339,10 +339,21 @@ def test_load_errors(tmp_path, entries):
     with pytest.raises(ValueError, match="not a vad-store"):
         store.load(data_cfg(not_store), ("RGB",), DIM)
 
-    every = store.write_store(ClipsLayout(tmp_path, entries), tmp_path / "all.h5", crops="all",
-                              progress=False)
-    with pytest.raises(NotImplementedError, match="crops=mean or crops=one"):
-        store.load(data_cfg(every), ("RGB",), DIM)
+
+def test_every_crop_is_its_own_training_bag(tmp_path, entries):
+    """crops=all: each training crop is a bag of its video; test videos keep (C, 32, D)."""
+    layout = ClipsLayout(tmp_path, entries)
+    every = store.write_store(layout, tmp_path / "all.h5", crops="all", progress=False)
+    splits = store.load(data_cfg(every), ("RGB",), DIM)
+    train = [e for e in entries if e.split == "train"]
+    test = [e for e in entries if e.split == "test"]
+    assert splits.train.features.shape == (len(train) * CROPS, N_SEGMENTS, DIM)
+    assert splits.test.features.shape == (len(test), CROPS, N_SEGMENTS, DIM)
+    assert [v.path for v in splits.train.videos] == [e.video.path for e in train for _ in range(CROPS)]
+    raw = layout.read(train[1], "RGB")
+    for c in range(CROPS):
+        np.testing.assert_array_equal(splits.train.features[CROPS + c].numpy(),
+                                      to_segments(raw, "clips", "one", c)[0])
 
 
 def test_prepare_config(compose_cfg, tmp_path, entries):
@@ -405,3 +416,16 @@ def test_prepare_cli(tmp_path, cache_dir, compose_cfg):
                       config_name="prepare")
     result = prepare(cfg)
     assert (result["written"], result["skipped"]) == (0, 12)
+
+
+def test_training_on_every_crop_averages_test_crops(tmp_path, compose_cfg):
+    """A real training run on a crops=all store: bags per crop, test scores averaged over crops."""
+    from vad.train import train
+
+    every = store.write_store(ClipsLayout(tmp_path, _entries(3)), tmp_path / "all.h5", crops="all",
+                              progress=False)
+    result = train(compose_cfg(["data=store", f"data.path={every}", "extractor.dim=8", "modality=TWO",
+                                "data.batch_size=4", "trainer.max_epochs=2", "scheduler=none",
+                                "logger=none", "trainer.enable_progress_bar=false"]))
+    assert 0 <= result["best"]["auc"] <= 1 and result["synthetic"] is False
+    assert "crops=all" in result["data"]

@@ -55,9 +55,13 @@ class MILDataModule(pl.LightningDataModule):
         rng = np.random.default_rng(seed)
         self.holdout_rows = np.array([], dtype=np.int64)
         if val_source == "train_holdout":
-            held = [rng.permutation(np.flatnonzero(labels == y))[: max(1, round(holdout_fraction * (labels == y).sum()))]
-                    for y in (0, 1)]
-            self.holdout_rows = np.sort(np.concatenate(held))
+            # Hold out whole videos: all bags (crops, repeated list entries) of a video go together.
+            paths = np.array([v.path for v in splits.train.videos])
+            held = []
+            for y in (0, 1):
+                names = np.unique(paths[labels == y])
+                held.extend(rng.permutation(names)[: max(1, round(holdout_fraction * len(names)))])
+            self.holdout_rows = np.flatnonzero(np.isin(paths, held))
         fit = np.setdiff1d(np.arange(len(labels)), self.holdout_rows)
         self.normal_rows = fit[labels[fit] == 0]
         self.anomaly_rows = fit[labels[fit] == 1]
@@ -74,7 +78,7 @@ class MILDataModule(pl.LightningDataModule):
                                  "eval.protocol=segments")
             self.test_truth = FrameTruth.from_snippets(test.videos, list(test.snippet_counts))
         elif protocol == "segments":
-            self.test_truth = FrameTruth.from_videos(test.videos, test.features.shape[1])
+            self.test_truth = FrameTruth.from_videos(test.videos, test.features.shape[-2])
         else:
             raise ValueError(f"eval.protocol={protocol!r}: expected segments or snippets")
         self.holdout_labels = labels[self.holdout_rows]

@@ -37,6 +37,8 @@ class MILModule(pl.LightningModule):
 
     def _score(self, batch: tuple[torch.Tensor, ...], with_movement: bool) -> torch.Tensor:
         scores = self.learner(batch[0])
+        if scores.ndim == 3:  # test videos with C crops: (B, C, 32), the crops' mean scores
+            scores = scores.mean(dim=1)
         if with_movement and len(batch) > 1:
             scores = scores + self.hparams.movement_k * batch[1]
         return scores

@@ -14,7 +14,8 @@ STREAMS = ("RGB", "FLOW")
 
 @dataclass
 class FeatureSet:
-    """Videos with their (N, 32, D) float32 features, optional (N, 32) movement values and,
+    """Videos with their (N, 32, D) float32 features ((N, C, 32, D) for test videos whose C crops
+    are scored apart and averaged), optional (N, 32) movement values and,
     for the snippets evaluation protocol, the unpooled snippet features of all videos
     concatenated, (sum of T, D), with each video's snippet count T."""
 
@@ -25,12 +26,12 @@ class FeatureSet:
     snippet_counts: np.ndarray | None = None
 
     def __post_init__(self):
-        if self.features.ndim != 3 or self.features.shape[0] != len(self.videos):
-            raise ValueError(f"features must be (videos={len(self.videos)}, segments, dim), "
+        if self.features.ndim not in (3, 4) or self.features.shape[0] != len(self.videos):
+            raise ValueError(f"features must be (videos={len(self.videos)}, [crops,] segments, dim), "
                              f"found {tuple(self.features.shape)}")
-        if self.movement is not None and self.movement.shape != self.features.shape[:2]:
-            raise ValueError(f"movement must be {tuple(self.features.shape[:2])}, "
-                             f"found {tuple(self.movement.shape)}")
+        expected = (self.features.shape[0], self.features.shape[-2])
+        if self.movement is not None and tuple(self.movement.shape) != expected:
+            raise ValueError(f"movement must be {expected}, found {tuple(self.movement.shape)}")
         if self.snippets is not None and (self.snippet_counts is None or len(self.snippet_counts) != len(self.videos)
                                           or int(np.sum(self.snippet_counts)) != self.snippets.shape[0]):
             raise ValueError("snippet_counts must give one count per video summing to the snippet rows")
@@ -70,3 +71,26 @@ def concat_streams(parts: list[np.ndarray]) -> torch.Tensor:
         out[:, :, offset:offset + part.shape[2]] = part
         offset += part.shape[2]
     return torch.from_numpy(out)
+
+
+def make_splits(features: np.ndarray, train: list[Video], test: list[Video], description: str,
+                movement: np.ndarray | None = None, **test_extra) -> Splits:
+    """Splits from one (N, C, 32, D) array holding the train rows then the test rows.
+
+    With C = 1 both sets are views of it. With C > 1 (every crop its own bag, as the RTFM
+    family trains) each training crop becomes a bag of its video, by a reshape without copy,
+    and test videos keep their crops, whose scores the model averages.
+    """
+    n, crops = len(train), features.shape[1]
+    tensor = torch.from_numpy(features)
+    moves = torch.from_numpy(movement) if movement is not None else None
+    if crops == 1:
+        train_x, test_x = tensor[:n, 0], tensor[n:, 0]
+        train_m = moves[:n] if moves is not None else None
+    else:
+        train_x, test_x = tensor[:n].reshape(n * crops, *tensor.shape[2:]), tensor[n:]
+        train = [video for video in train for _ in range(crops)]
+        train_m = moves[:n].repeat_interleave(crops, dim=0) if moves is not None else None
+    return Splits(FeatureSet(train, train_x, train_m),
+                  FeatureSet(test, test_x, moves[n:] if moves is not None else None, **test_extra),
+                  description=description)

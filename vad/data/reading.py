@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from vad.data.convert import to_segments
-from vad.data.features import FeatureSet, Splits
+from vad.data.features import Splits, make_splits
 from vad.data.layouts.base import Entry, Layout
 from vad.data.pooling import N_SEGMENTS
 
@@ -108,9 +107,6 @@ def read_layout(layout: Layout, streams: tuple[str, ...], dim: int | None, crops
     entries = _list_checks(layout.entries(), report, dedupe)
     report.videos = len(entries)
     report.files = len(entries) * len(streams)
-    if crops == "all":
-        raise NotImplementedError("training on every crop as its own bag is not supported yet; "
-                                  "use data.crops=mean or data.crops=one")
     out = None
     for row, entry in enumerate(entries):
         for s_index, stream in enumerate(streams):
@@ -123,33 +119,29 @@ def read_layout(layout: Layout, streams: tuple[str, ...], dim: int | None, crops
             except ValueError as err:
                 report.error("wrong shapes", str(err))
                 continue
-            seg = to_segments(raw, layout.kind, crops, crop)[0]
+            seg = to_segments(raw, layout.kind, crops, crop)  # (C, 32, D)
             if dim is None:
                 dim = seg.shape[-1]
-            if seg.shape != (N_SEGMENTS, dim):
+            if seg.shape[1:] != (N_SEGMENTS, dim) or (out is not None and len(seg) != out.shape[1]):
                 report.error("wrong shapes", f"{where}: expected ({N_SEGMENTS}, {dim}) {stream} features "
-                                             f"after conversion, found {seg.shape}; pick the extractor "
-                                             "the features were made with")
+                                             f"after conversion, found {seg.shape[1:]} ({len(seg)} "
+                                             "crops); pick the extractor the features were made with")
                 continue
             _array_checks(seg, where, report)
             if keep and report.ok:
                 if out is None:
-                    out = np.empty((len(entries), N_SEGMENTS, dim * len(streams)), dtype=np.float32)
-                out[row, :, s_index * dim:(s_index + 1) * dim] = seg
+                    out = np.empty((len(entries), len(seg), N_SEGMENTS, dim * len(streams)), dtype=np.float32)
+                out[row, :, :, s_index * dim:(s_index + 1) * dim] = seg
     for kind, details in report.warnings.items():
         log.warning("%s: %d, e.g. %s", kind, len(details), details[0])
     if not keep or not report.ok or out is None:
         return report, None
-    features = torch.from_numpy(out)
     train_rows = [i for i, e in enumerate(entries) if e.split == "train"]
-    test_rows = [i for i, e in enumerate(entries) if e.split == "test"]
     if train_rows != list(range(len(train_rows))):
         raise ValueError(f"{layout.name}: entries() must list train videos before test videos")
-    n = len(train_rows)
-    return report, Splits(
-        FeatureSet([entries[i].video for i in train_rows], features[:n]),
-        FeatureSet([entries[i].video for i in test_rows], features[n:]),
-        description=f"{layout.name} features from {layout.root} ({'+'.join(streams)})")
+    return report, make_splits(out, [e.video for e in entries if e.split == "train"],
+                               [e.video for e in entries if e.split == "test"],
+                               f"{layout.name} features from {layout.root} ({'+'.join(streams)})")
 
 
 def load_layout(layout: Layout, streams: tuple[str, ...], dim: int, **options) -> Splits:

@@ -465,8 +465,8 @@ def _read_snippets(f: h5py.File, path: Path, names: list[str], streams, dim: int
 def _check_values(features: np.ndarray, paths: list[str], path: Path) -> None:
     """NaN/Inf values and all-zero segments, found in one vectorised pass over the features."""
     problems = []
-    for label, bad in (("NaN/Inf values", ~np.isfinite(features).all(axis=(1, 2))),
-                       ("all-zero segments", ~features.any(axis=2).all(axis=1))):
+    for label, bad in (("NaN/Inf values", ~np.isfinite(features).all(axis=(1, 2, 3))),
+                       ("all-zero segments", ~features.any(axis=3).all(axis=(1, 2)))):
         rows = np.flatnonzero(bad)
         if rows.size:
             problems.append(f"{label} in {rows.size} videos, e.g. {[paths[r] for r in rows[:5]]}")
@@ -485,7 +485,7 @@ def load(data_cfg, streams: tuple[str, ...], extractor_dim: int, snippets: bool 
     """
     import torch
 
-    from vad.data.features import FeatureSet, Splits
+    from vad.data.features import make_splits
 
     started = time.perf_counter()
     streams = tuple(streams)
@@ -507,10 +507,6 @@ def load(data_cfg, streams: tuple[str, ...], extractor_dim: int, snippets: bool 
                              "made with this extractor's features")
         crops = _str(attrs["crops"])
         source = _str(attrs.get("source", ""))
-        if crops == "all":
-            raise NotImplementedError(
-                f"store {path} keeps every crop as its own bag (crops=all): training on every "
-                "crop as its own bag is not supported yet; prepare with crops=mean or crops=one")
         if "index" not in f:
             raise ValueError(f"{path} has no /index (damaged file?): prepare it again")
         index = f["index"]
@@ -534,7 +530,8 @@ def load(data_cfg, streams: tuple[str, ...], extractor_dim: int, snippets: bool 
         test_rows = np.flatnonzero(split == "test")
         order = np.concatenate([train_rows, test_rows]).astype(int)
         dim = int(extractor_dim)
-        features = np.empty((n, N_SEGMENTS, dim * len(streams)), dtype=np.float32)
+        bags = h5py.h5d.open(f.id, f"videos/{names[0]}/segments/{streams[0]}".encode()).shape[0] if n else 1
+        features = np.empty((n, bags, N_SEGMENTS, dim * len(streams)), dtype=np.float32)
         movement = np.empty((n, N_SEGMENTS), dtype=np.float32) if has_movement else None
         # Low-level reads straight into the destination slices: one HDF5 call per dataset,
         # none of the high-level per-object overhead (1900 videos x 2 streams in ~0.5 s).
@@ -546,10 +543,10 @@ def load(data_cfg, streams: tuple[str, ...], extractor_dim: int, snippets: bool 
             for k, stream in enumerate(streams):
                 dset = h5py.h5d.open(fid, f"{base}segments/{stream}".encode())
                 file_space = dset.get_space()
-                if file_space.shape != (1, N_SEGMENTS, dim):
+                if file_space.shape != (bags, N_SEGMENTS, dim):
                     raise ValueError(f"{path}: {base}segments/{stream} has shape {file_space.shape}, "
-                                     f"expected (1, {N_SEGMENTS}, {dim}): prepare the store again")
-                space.select_hyperslab((row, 0, k * dim), (1, N_SEGMENTS, dim))
+                                     f"expected ({bags}, {N_SEGMENTS}, {dim}): prepare the store again")
+                space.select_hyperslab((row, 0, 0, k * dim), (1, bags, N_SEGMENTS, dim))
                 dset.read(space, file_space, features)
             if has_movement:
                 dset = h5py.h5d.open(fid, f"{base}movement".encode())
@@ -570,18 +567,11 @@ def load(data_cfg, streams: tuple[str, ...], extractor_dim: int, snippets: bool 
     train_videos = [video(i, False) for i in train_rows]
     test_videos = [video(i, True) for i in test_rows]
     _check_values(features, [paths[i] for i in order], path)
-    features_t = torch.from_numpy(features)
-    movement_t = torch.from_numpy(movement) if movement is not None else None
-    n_train = len(train_rows)
-    log.info("store %s: %d videos (%d train, %d test) loaded in %.2f s", path, n, n_train,
+    log.info("store %s: %d videos (%d train, %d test) loaded in %.2f s", path, n, len(train_rows),
              len(test_rows), time.perf_counter() - started)
-    return Splits(
-        train=FeatureSet(train_videos, features_t[:n_train],
-                         movement_t[:n_train] if movement_t is not None else None),
-        test=FeatureSet(test_videos, features_t[n_train:],
-                        movement_t[n_train:] if movement_t is not None else None,
-                        torch.from_numpy(test_snippets) if test_snippets is not None else None,
-                        counts),
+    splits = make_splits(
+        features, train_videos, test_videos, movement=movement,
         description=f"vad store {path} ({'+'.join(streams)}, crops={crops}) prepared from {source}",
-        synthetic=False,
-    )
+        snippets=torch.from_numpy(test_snippets) if test_snippets is not None else None,
+        snippet_counts=counts)
+    return splits
