@@ -175,7 +175,7 @@ def test_crop_modes(tmp_path, entries, crops, crop):
 
 def test_segments_layout_with_movement(tmp_path, entries):
     layout = SegmentsLayout(tmp_path, entries)
-    out = store.write_store(layout, tmp_path / "s.h5", crops="one", keep_snippets=True, progress=False)
+    out = store.write_store(layout, tmp_path / "s.h5", crops="one", progress=False)
     with h5py.File(out, "r") as f:
         assert f.attrs["crops"] == "none" and f.attrs["layout_kind"] == "segments"
         for i, name in enumerate(sorted(f["videos"])):
@@ -361,12 +361,12 @@ def test_prepare_config(compose_cfg, tmp_path, entries):
     out = tmp_path / "p.h5"
     cfg = compose_cfg([f"out={out}", "progress=false"], config_name="prepare")
     assert cfg.data.name == "ucf_crime_npy" and cfg.get("modality") is None
-    assert (cfg.crops, cfg.crop, cfg.keep_snippets) == ("mean", 0, False)
+    assert cfg.keep_snippets is False and "crops" not in cfg.data  # segment layout: no crops
     result = prepare(cfg, layout=ClipsLayout(tmp_path, entries))
     assert result["written"] == len(entries) and result["streams"] == ["RGB", "FLOW"]
     assert result["mb_read"] > 0 and result["seconds"] > 0 and result["out"] == str(out)
 
-    cfg = compose_cfg([f"out={tmp_path / 'rgb.h5'}", "modality=RGB", "crops=one", "crop=1",
+    cfg = compose_cfg([f"out={tmp_path / 'rgb.h5'}", "modality=RGB", "data=tencrop_npy", "data.crops=one", "data.crop=1",
                        "progress=false"], config_name="prepare")
     result = prepare(cfg, layout=ClipsLayout(tmp_path, entries))
     assert result["streams"] == ["RGB"] and result["crops"] == "one"

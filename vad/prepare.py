@@ -5,7 +5,7 @@
 
 Reads one video at a time (memory does not grow with the dataset), resumes an interrupted run
 from ``<out>.partial`` when the same command is run again, and writes ``out`` only once every
-video is done. Options: ``crops=mean|one|all``, ``crop=K``, ``keep_snippets=true``,
+video is done. Options: ``data.crops=mean|one|all``, ``data.crop=K``, ``keep_snippets=true``,
 ``modality=RGB|FLOW|TWO`` (default: every stream of the layout). Does not import Lightning.
 """
 
@@ -42,7 +42,7 @@ def prepare(cfg: DictConfig, layout=None) -> dict:
     modality = cfg.get("modality")
     streams = tuple(modality.streams) if modality else None
     report = store.write(layout, Path(str(cfg.out)).expanduser(), streams=streams,
-                         crops=str(cfg.crops), crop=int(cfg.crop),
+                         crops=str(cfg.data.get("crops", "mean")), crop=int(cfg.data.get("crop", 0)),
                          keep_snippets=bool(cfg.keep_snippets), progress=bool(cfg.progress))
     result = report.as_dict()
     result["source"] = f"{layout.name} {layout.root}"

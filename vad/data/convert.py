@@ -35,3 +35,14 @@ def to_segments(raw: np.ndarray, kind: str, crops: str = "mean", crop: int = 0) 
     if crops == "all":
         return np.stack([pool_segments(raw[:, c]) for c in range(raw.shape[1])])
     raise ValueError(f"crops must be one of {CROP_MODES}, found {crops!r}")
+
+
+def value_problems(segments: np.ndarray) -> list[tuple[str, str]]:
+    """(kind, detail) for NaN/Inf values and all-zero segments of one video's (C, 32, D) stream."""
+    found = []
+    if not np.isfinite(segments).all():
+        found.append(("NaN/Inf values", f"{int((~np.isfinite(segments)).sum())} non-finite values"))
+    zero = np.flatnonzero(~segments.reshape(-1, segments.shape[-1]).any(axis=1))
+    if zero.size:
+        found.append(("all-zero segments", f"segments {zero[:8].tolist()} are all zeros (a failed extraction?)"))
+    return found

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vad.data.convert import to_segments
+from vad.data.convert import to_segments, value_problems
 from vad.data.features import Splits, make_splits
 from vad.data.layouts.base import Entry, Layout
 from vad.data.pooling import N_SEGMENTS
@@ -81,15 +81,6 @@ def _list_checks(entries: list[Entry], report: Report, dedupe: bool) -> list[Ent
     return kept
 
 
-def _array_checks(seg: np.ndarray, where: str, report: Report) -> None:
-    if not np.isfinite(seg).all():
-        report.error("NaN/Inf values", f"{where}: {int((~np.isfinite(seg)).sum())} non-finite values")
-    zero = np.flatnonzero(~seg.reshape(-1, seg.shape[-1]).any(axis=1))
-    if zero.size:
-        report.error("all-zero segments", f"{where}: segments {zero[:8].tolist()} are all zeros "
-                                          "(a failed extraction?)")
-
-
 def read_layout(layout: Layout, streams: tuple[str, ...], dim: int | None, crops: str = "mean",
                 crop: int = 0, dedupe: bool = False, keep: bool = True) -> tuple[Report, Splits | None]:
     """One pass over every video and stream: validate, convert to segments, preload.
@@ -127,7 +118,8 @@ def read_layout(layout: Layout, streams: tuple[str, ...], dim: int | None, crops
                                              f"after conversion, found {seg.shape[1:]} ({len(seg)} "
                                              "crops); pick the extractor the features were made with")
                 continue
-            _array_checks(seg, where, report)
+            for kind, detail in value_problems(seg):
+                report.error(kind, f"{where}: {detail}")
             if keep and report.ok:
                 if out is None:
                     out = np.empty((len(entries), len(seg), N_SEGMENTS, dim * len(streams)), dtype=np.float32)

@@ -39,7 +39,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from vad.data.convert import CROP_MODES, to_segments
+from vad.data.convert import CROP_MODES, to_segments, value_problems
 from vad.data.layouts.base import Entry, Layout
 from vad.data.pooling import N_SEGMENTS
 from vad.data.ucf_crime import Video
@@ -71,6 +71,7 @@ class WriteReport:
     streams: tuple[str, ...] = ()
     crops: str = "mean"
     dims: dict = field(default_factory=dict)
+    problems: list = field(default_factory=list)
 
     @property
     def mb_read(self) -> float:
@@ -81,7 +82,8 @@ class WriteReport:
                 "skipped": self.skipped, "seconds": round(self.seconds, 3),
                 "mb_read": round(self.mb_read, 3),
                 "mb_per_s": round(self.mb_read / self.seconds, 2) if self.seconds > 0 else None,
-                "streams": list(self.streams), "crops": self.crops, "dims": dict(self.dims)}
+                "streams": list(self.streams), "crops": self.crops, "dims": dict(self.dims),
+                "problems": list(self.problems)}
 
 
 def partial_path(out: Path) -> Path:
@@ -286,6 +288,10 @@ def write(layout: Layout, out: Path, streams=None, crops: str = "mean", crop: in
         raise ValueError(f"streams {list(missing)} requested but the layout ({layout.name} at "
                          f"{layout.root}) has {list(present)}: pick modality= among those")
     crops, crop = _effective_crops(layout, crops, crop)
+    if keep_snippets and layout.kind != "clips":
+        raise ValueError(f"keep_snippets=true needs per-snippet features, but layout {layout.name} "
+                         f"({layout.root}) gives 32-segment features only: drop keep_snippets, or "
+                         "prepare from a clip layout (tencrop_npy, percrop_npy)")
     options = {"streams": list(streams), "crops": crops, "crop": crop,
                "keep_snippets": bool(keep_snippets), "n_segments": N_SEGMENTS}
     entries = layout.entries()
@@ -369,6 +375,9 @@ def write(layout: Layout, out: Path, streams=None, crops: str = "mean", crop: in
                             f"video {index} {entry.video.path!r} ({layout.source(entry, stream)}) "
                             f"has {stream} features of dimension {dim}, the videos before it "
                             f"{dims[i]}: the layout mixes extractors; fix the data and re-run")
+                for stream in streams:
+                    report.problems += [f"{kind}: {layout.source(entry, stream)}: {detail}"
+                                        for kind, detail in value_problems(segments[stream])]
                 _write_group(videos, index, entry, segments, snippets, movement)
                 del segments, snippets
                 read_seconds += time.perf_counter() - t0
@@ -386,6 +395,10 @@ def write(layout: Layout, out: Path, streams=None, crops: str = "mean", crop: in
     finally:
         f.close()
     os.replace(partial, out)
+    if report.problems:
+        log.warning("%d bad feature arrays were stored (training from this store will refuse "
+                    "them; `python -m vad.check` lists them all), e.g. %s", len(report.problems),
+                    report.problems[:3])
     report.seconds = time.perf_counter() - started
     log.info("wrote %s: %d videos written, %d skipped, %.1f MB read in %.1f s", out,
              report.written, report.skipped, report.mb_read, report.seconds)
@@ -462,11 +475,12 @@ def _read_snippets(f: h5py.File, path: Path, names: list[str], streams, dim: int
     return out, counts
 
 
-def _check_values(features: np.ndarray, paths: list[str], path: Path) -> None:
-    """NaN/Inf values and all-zero segments, found in one vectorised pass over the features."""
+def _check_values(features: np.ndarray, paths: list[str], path: Path, n_streams: int) -> None:
+    """NaN/Inf values and all-zero segments of any stream, in one vectorised pass."""
+    per_stream = features.reshape(*features.shape[:3], n_streams, -1)
     problems = []
     for label, bad in (("NaN/Inf values", ~np.isfinite(features).all(axis=(1, 2, 3))),
-                       ("all-zero segments", ~features.any(axis=3).all(axis=(1, 2)))):
+                       ("all-zero segments", ~per_stream.any(axis=4).all(axis=(1, 2, 3)))):
         rows = np.flatnonzero(bad)
         if rows.size:
             problems.append(f"{label} in {rows.size} videos, e.g. {[paths[r] for r in rows[:5]]}")
@@ -566,7 +580,7 @@ def load(data_cfg, streams: tuple[str, ...], extractor_dim: int, snippets: bool 
     # Training videos carry no spans (the store keeps them for test videos only).
     train_videos = [video(i, False) for i in train_rows]
     test_videos = [video(i, True) for i in test_rows]
-    _check_values(features, [paths[i] for i in order], path)
+    _check_values(features, [paths[i] for i in order], path, len(streams))
     log.info("store %s: %d videos (%d train, %d test) loaded in %.2f s", path, n, len(train_rows),
              len(test_rows), time.perf_counter() - started)
     splits = make_splits(
