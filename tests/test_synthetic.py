@@ -248,3 +248,18 @@ def test_load_data_warns_synthetic(compose_cfg, caplog):
     assert splits.synthetic
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert any("SYNTHETIC" in m for m in warnings), warnings
+
+
+def test_stack_streams_reads_files_in_chunks(tmp_path):
+    from vad.data.features import stack_streams
+
+    rng = np.random.default_rng(0)
+    a = rng.random((10, 4, 3), dtype=np.float32)
+    b = rng.random((10, 4, 5), dtype=np.float32)
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "b.npy", b)
+    stacked = stack_streams([tmp_path / "a.npy", tmp_path / "b.npy"], chunk_rows=3)
+    np.testing.assert_array_equal(stacked.numpy(), np.concatenate([a, b], axis=2))
+    np.save(tmp_path / "c.npy", rng.random((9, 4, 5), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"c\.npy.*leading shape \(10, 4\)"):
+        stack_streams([tmp_path / "a.npy", tmp_path / "c.npy"])

@@ -62,14 +62,33 @@ class Splits:
         return self.train.movement is not None and self.test.movement is not None
 
 
-def concat_streams(parts: list[np.ndarray]) -> torch.Tensor:
-    """Concatenate per-stream (N, S, D) arrays into one tensor with a single copy (TWO)."""
-    n, s = parts[0].shape[:2]
-    out = np.empty((n, s, sum(p.shape[2] for p in parts)), dtype=np.float32)
+def stack_streams(paths: list, chunk_rows: int = 64) -> torch.Tensor:
+    """Concatenate per-stream ``.npy`` files (same leading shape) along the last axis into one
+    float32 tensor, reading each file in row chunks: peak memory is the result plus one chunk
+    (a memory map of the files would add their size to the resident set while copying)."""
+    headers = []
+    for path in paths:
+        with open(path, "rb") as fh:
+            major, _ = np.lib.format.read_magic(fh)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(fh)
+            headers.append((shape, fortran, dtype, fh.tell()))
+    lead = headers[0][0][:-1]
+    if any(h[0][:-1] != lead or h[1] or h[2] != np.float32 for h in headers):
+        raise ValueError(f"cannot stack {[str(p) for p in paths]}: expected C-ordered float32 arrays "
+                         f"with leading shape {lead}, found {[(h[0], str(h[2])) for h in headers]}")
+    out = np.empty(lead + (sum(h[0][-1] for h in headers),), dtype=np.float32)
     offset = 0
-    for part in parts:
-        out[:, :, offset:offset + part.shape[2]] = part
-        offset += part.shape[2]
+    for path, (shape, _, dtype, data_start) in zip(paths, headers):
+        width = shape[-1]
+        row_size = int(np.prod(shape[1:]))
+        with open(path, "rb") as fh:
+            fh.seek(data_start)
+            for start in range(0, shape[0], chunk_rows):
+                rows = min(chunk_rows, shape[0] - start)
+                block = np.fromfile(fh, dtype=dtype, count=rows * row_size).reshape((rows,) + shape[1:])
+                out[start:start + rows, ..., offset:offset + width] = block
+        offset += width
     return torch.from_numpy(out)
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vad.data.features import FeatureSet, Splits, concat_streams
+from vad.data.features import FeatureSet, Splits, stack_streams
 from vad.data.pooling import CLIP_FRAMES, N_SEGMENTS, pool_segments
 from vad.data.ucf_crime import CLASSES, Video, catalogue
 
@@ -173,8 +173,8 @@ def select(videos: tuple[Video, ...], fraction: float, seed: int, offset: int) -
     return np.sort(np.asarray(chosen)) + offset
 
 
-def _cached(path: Path, make) -> np.ndarray:
-    """Load ``path`` or build it with ``make(tmp_path)`` and rename it into place."""
+def _cached(path: Path, make) -> Path:
+    """``path``, built first with ``make(tmp_path)`` and renamed into place when missing."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -183,7 +183,7 @@ def _cached(path: Path, make) -> np.ndarray:
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
-    return np.load(path, mmap_mode="r")
+    return path
 
 
 def load(cfg, streams: tuple[str, ...], extractor: str, dim: int, snippets: bool = False) -> Splits:
@@ -222,9 +222,8 @@ def load(cfg, streams: tuple[str, ...], extractor: str, dim: int, snippets: bool
         with open(tmp, "wb") as fh:
             np.save(fh, generate_movement(layouts, indices, seed))
 
-    movement = torch.from_numpy(np.array(_cached(movement_path, make_movement)))
-    features = concat_streams(parts)
-    del parts
+    movement = torch.from_numpy(np.load(_cached(movement_path, make_movement)))
+    features = stack_streams(parts)
     n_train = int(np.sum(indices < len(train)))
     test_snippets, counts = None, None
     if snippets:
@@ -239,8 +238,8 @@ def load(cfg, streams: tuple[str, ...], extractor: str, dim: int, snippets: bool
                 out.flush()
                 del out
 
-            flat.append(_cached(path, make_snippets)[:, None, :])
-        test_snippets = concat_streams(flat)[:, 0, :]
+            flat.append(_cached(path, make_snippets))
+        test_snippets = stack_streams(flat)
     log.info("synthetic data ready in %.1f s (cache %s)", time.perf_counter() - started, cache)
 
     videos = [layout.video for layout in layouts]

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from vad.data.layouts.base import Entry, Layout
+from vad.data.layouts.base import Entry
 from vad.data.layouts.seed_npy import check_segments
-from vad.data.layouts.sultani_txt import official_entries
+from vad.data.layouts.sultani_txt import OfficialSplitRGB
 
 DATASETS = ("c3d_features", "i3d_rgb_features")
 
 
-class CapstoneH5(Layout):
+class CapstoneH5(OfficialSplitRGB):
     """One ``.h5`` file (``root``) of per-video groups; stream RGB."""
 
     name = "capstone_h5"
@@ -29,17 +29,14 @@ class CapstoneH5(Layout):
 
     def __init__(self, root: Path, dataset: str | None = None, train_list: Path | None = None,
                  test_annotation: Path | None = None):
-        super().__init__(root)
+        super().__init__(root, train_list, test_annotation)
         if not self.root.is_file():
             raise FileNotFoundError(f"data.root={self.root} is not a file: data={self.name} reads one "
                                     ".h5 file, set data.root=PATH/TO/FEATURES.h5")
         self.requested = dataset
-        self.train_list = train_list
-        self.test_annotation = test_annotation
         self._file = None
         self._index: dict[str, str] | None = None
         self._dataset: str | None = None
-        self._entries: list[Entry] | None = None
 
     # The open file handle is not picklable (DataLoader workers): reopen after unpickling.
     def __getstate__(self):
@@ -100,14 +97,6 @@ class CapstoneH5(Layout):
         if self._dataset is None:
             self._scan()
         return self._dataset
-
-    def entries(self) -> list[Entry]:
-        if self._entries is None:
-            self._entries = official_entries(self.train_list, self.test_annotation)
-        return list(self._entries)
-
-    def streams(self) -> tuple[str, ...]:
-        return ("RGB",)
 
     def source(self, entry: Entry, stream: str) -> str:
         group = self.index.get(entry.video.name, f"*/{entry.video.name}.mp4")

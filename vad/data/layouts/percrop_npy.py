@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from vad.data.layouts.base import Entry, Layout
-from vad.data.layouts.sultani_txt import official_entries
+from vad.data.layouts.base import Entry
+from vad.data.layouts.sultani_txt import OfficialSplitRGB
 from vad.data.layouts.tencrop_npy import load_npy
 
 FIRST = "__0.npy"
 
 
-class PercropNpy(Layout):
+class PercropNpy(OfficialSplitRGB):
     """``ROOT/<Folder>/<Video>_x264__<k>.npy`` (T, D) per crop; RGB."""
 
     name = "percrop_npy"
@@ -30,15 +30,12 @@ class PercropNpy(Layout):
 
     def __init__(self, root: Path, n_crops: int = 10, train_list: Path | None = None,
                  test_annotation: Path | None = None):
-        super().__init__(root)
+        super().__init__(root, train_list, test_annotation)
         if not self.root.is_dir():
             raise FileNotFoundError(f"data.root={self.root} is not a folder")
         self.n_crops = int(n_crops)
         if self.n_crops < 1:
             raise ValueError(f"data.n_crops={n_crops}: expected >= 1")
-        self.train_list = train_list
-        self.test_annotation = test_annotation
-        self._entries: list[Entry] | None = None
         # One pass over ROOT/*/ : video name -> folders holding its crop 0.
         self.index: dict[str, list[str]] = {}
         with os.scandir(self.root) as top:
@@ -48,14 +45,6 @@ class PercropNpy(Layout):
                 for f in files:
                     if f.name.endswith(FIRST):
                         self.index.setdefault(f.name[:-len(FIRST)], []).append(folder)
-
-    def entries(self) -> list[Entry]:
-        if self._entries is None:
-            self._entries = official_entries(self.train_list, self.test_annotation)
-        return list(self._entries)
-
-    def streams(self) -> tuple[str, ...]:
-        return ("RGB",)
 
     def folder(self, entry: Entry) -> str | None:
         """The video's folder: the list's or the class's when it holds the video, else any."""

@@ -63,18 +63,12 @@ def read_text_segments(path: Path, stream: str = "RGB") -> np.ndarray:
     return check_segments(values, str(path), stream)
 
 
-class SultaniTxt(Layout):
-    """``ROOT/<Video>_x264.txt`` (or ``_C.txt``, or under ``<Class>/``), 32 x 4096 C3D fc6, RGB."""
-
-    name = "sultani_txt"
-    kind = "segments"
-    options = ("train_list", "test_annotation")
-    root_hint = "the folder of <Video>_x264.txt files"
+class OfficialSplitRGB(Layout):
+    """A single-stream (RGB) layout without lists of its own: videos of the official split
+    from the shipped annotations, overridable by ``train_list`` / ``test_annotation``."""
 
     def __init__(self, root: Path, train_list: Path | None = None, test_annotation: Path | None = None):
         super().__init__(root)
-        if not self.root.is_dir():
-            raise FileNotFoundError(f"data.root={self.root} is not a folder")
         self.train_list = train_list
         self.test_annotation = test_annotation
         self._entries: list[Entry] | None = None
@@ -86,6 +80,20 @@ class SultaniTxt(Layout):
 
     def streams(self) -> tuple[str, ...]:
         return ("RGB",)
+
+
+class SultaniTxt(OfficialSplitRGB):
+    """``ROOT/<Video>_x264.txt`` (or ``_C.txt``, or under ``<Class>/``), 32 x 4096 C3D fc6, RGB."""
+
+    name = "sultani_txt"
+    kind = "segments"
+    options = ("train_list", "test_annotation")
+    root_hint = "the folder of <Video>_x264.txt files"
+
+    def __init__(self, root: Path, train_list: Path | None = None, test_annotation: Path | None = None):
+        super().__init__(root, train_list, test_annotation)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"data.root={self.root} is not a folder")
 
     def candidates(self, entry: Entry) -> list[Path]:
         """Where a video's file may be, in the order they are tried."""
