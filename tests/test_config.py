@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from hydra.errors import ConfigCompositionException
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
 
 from vad.config import input_dim, validate
 from tests.conftest import CONF

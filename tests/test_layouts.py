@@ -163,6 +163,7 @@ def test_segment_layouts_agree_with_pooled_clips(world):
         for x in out:
             assert x.shape == (1, N_SEGMENTS, DIM) and x.dtype == np.float32
         np.testing.assert_array_equal(out[0], from_clips)
+        np.testing.assert_allclose(out[0][0], pooled, rtol=0, atol=1e-6)
         np.testing.assert_array_equal(out[2], out[0])  # float64 in the file, float32 read
         np.testing.assert_allclose(out[1], out[0], rtol=0, atol=1e-6)  # '%f' text
 

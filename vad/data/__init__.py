@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from vad.data.features import Splits
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # importing torch costs seconds; vad.prepare never needs it
+    from vad.data.features import Splits
 
 
 def load_splits(data_cfg, streams: tuple[str, ...], extractor: str, extractor_dim: int,

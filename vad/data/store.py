@@ -335,7 +335,7 @@ def write(layout: Layout, out: Path, streams=None, crops: str = "mean", crop: in
         videos = f["videos"]
         dims = [int(d) for d in f.attrs["dims"]]
         done = set()
-        for name, g in videos.items():
+        for g in videos.values():
             if g.attrs.get("done", False):
                 index = int(g.attrs["index"])
                 listed = entries[index].video.path if index < len(entries) else None
