@@ -7,6 +7,13 @@ Reads one video at a time (memory does not grow with the dataset), resumes an in
 from ``<out>.partial`` when the same command is run again, and writes ``out`` only once every
 video is done. Options: ``data.crops=mean|one|all``, ``data.crop=K``, ``keep_snippets=true``,
 ``modality=RGB|FLOW|TWO`` (default: every stream of the layout). Does not import Lightning.
+
+Merging complete stores (e.g. the shards written by ``python -m vad.extract ... shard=i
+num_shards=n``) into one::
+
+    python -m vad.prepare merge=[feats.shard0of2.h5,feats.shard1of2.h5] out=feats.h5 [expect_shards=2]
+
+(``data=`` is ignored then; see :func:`vad.data.store.merge` for the checks.)
 """
 
 from __future__ import annotations
@@ -38,6 +45,16 @@ def prepare(cfg: DictConfig, layout=None) -> dict:
     counts: videos, written, skipped, seconds, mb_read, mb_per_s, streams, crops, dims."""
     if cfg.get("out") is None or OmegaConf.is_missing(cfg, "out"):
         raise ValueError("out=STORE.h5 is required: the store file to write")
+    if cfg.get("merge"):
+        inputs = cfg.merge
+        inputs = [inputs] if isinstance(inputs, str) else list(inputs)
+        expect = cfg.get("expect_shards")
+        report = store.merge([Path(str(p)).expanduser() for p in inputs],
+                             Path(str(cfg.out)).expanduser(),
+                             expect_shards=None if expect is None else int(expect))
+        result = report.as_dict()
+        result["source"] = f"merge of {len(inputs)} stores"
+        return result
     layout = layout if layout is not None else _open_layout(cfg.data)
     modality = cfg.get("modality")
     streams = tuple(modality.streams) if modality else None

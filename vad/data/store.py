@@ -14,8 +14,16 @@ Format (``format="vad-store"``, ``version=1``)::
         segments/<STREAM>  float32 (C', 32, D); C' = 1 except crops="all" (C' = crops)
         snippets/<STREAM>  float32 (T, D) mean over crops, only with keep_snippets and only for
                            test videos (what the snippets evaluation protocol needs: ~0.6 GB for
-                           UCF-Crime's test set at 2048-d, against ~7 GB for every video)
+                           UCF-Crime's test set at 2048-d, against ~7 GB for every video);
+                           keep_snippets="all" keeps them for every video (``vad.extract``)
+        attrs fps          only when the layout reports it (``layout.facts``, see below)
         movement           float32 (32,), only when the layout gives movement values
+    /skipped/<000000>      attrs index, path, reason: a video the layout refused (it raised
+                           :class:`SkipVideo`, e.g. an unreadable or too-short video file); it is
+                           not written, and a resume does not retry it (delete the store to retry)
+    /log                   written with /index: path and reason (strings) of every skipped video;
+                           root attrs n_listed (videos the layout lists), n_skipped, and n_videos
+                           becomes the number of videos written (= rows of /index)
     /index                 written once every video is done, for fast loading (one read per
                            column instead of per-video attributes): group (names), path, cls,
                            split (strings), frames, n_spans, has_movement (per video) and spans
@@ -25,6 +33,12 @@ The writer streams one video at a time (memory is bounded by one video's raw arr
 the dataset size), writes ``<out>.partial``, flushes after every video and renames the file to
 ``out`` once every video is done: ``out`` is never half-written, and re-running the same
 command resumes the ``.partial`` file.
+
+Optional layout hooks (all backward compatible; the file layouts have none of them):
+``layout.movement(entry)`` -> (32,) movement values; ``layout.facts(entry)`` -> dict of facts
+known only once the video is read (``frames``, ``fps``, ``spans``), overriding the entry's;
+``layout.store_attrs()`` -> dict of root attributes recorded at creation (provenance, e.g. the
+extractor and its weights) that a resume must match.
 """
 
 from __future__ import annotations
@@ -58,6 +72,30 @@ class StoreReadError(RuntimeError):
     """Reading or converting one video of the layout failed (the message names the video)."""
 
 
+class SkipVideo(Exception):
+    """Raised by ``layout.read`` for a video that cannot be used (unreadable, empty, too short):
+    ``write`` records ``(path, reason)`` in the store's log and goes on without it."""
+
+    def __init__(self, path, reason: str):
+        self.path, self.reason = str(path), str(reason)
+        super().__init__(f"{self.path}: {self.reason}")
+
+
+KEEP_ALL = "all"
+
+
+def keep_mode(keep_snippets):
+    """``keep_snippets`` as stored: False, True (test videos) or ``"all"`` (every video)."""
+    if isinstance(keep_snippets, str):
+        low = keep_snippets.strip().lower()
+        if low == KEEP_ALL:
+            return KEEP_ALL
+        if low in ("true", "false"):
+            return low == "true"
+        raise ValueError(f"keep_snippets={keep_snippets!r}: expected true, false or all")
+    return bool(keep_snippets)
+
+
 @dataclass
 class WriteReport:
     """What one ``write`` call did."""
@@ -72,6 +110,7 @@ class WriteReport:
     crops: str = "mean"
     dims: dict = field(default_factory=dict)
     problems: list = field(default_factory=list)
+    failed: list = field(default_factory=list)  # (path, reason) of skipped bad videos
 
     @property
     def mb_read(self) -> float:
@@ -83,7 +122,8 @@ class WriteReport:
                 "mb_read": round(self.mb_read, 3),
                 "mb_per_s": round(self.mb_read / self.seconds, 2) if self.seconds > 0 else None,
                 "streams": list(self.streams), "crops": self.crops, "dims": dict(self.dims),
-                "problems": list(self.problems)}
+                "problems": list(self.problems),
+                "failed": [list(item) for item in self.failed]}
 
 
 def partial_path(out: Path) -> Path:
@@ -105,8 +145,10 @@ def _strs(value) -> list[str]:
 
 def _stored_options(f: h5py.File) -> dict:
     attrs = f.attrs
+    keep = attrs["keep_snippets"]
+    keep = KEEP_ALL if isinstance(keep, (str, bytes)) and _str(keep) == KEEP_ALL else bool(keep)
     return {"streams": _strs(attrs["streams"]), "crops": _str(attrs["crops"]),
-            "crop": int(attrs["crop"]), "keep_snippets": bool(attrs["keep_snippets"]),
+            "crop": int(attrs["crop"]), "keep_snippets": keep,
             "n_segments": int(attrs["n_segments"])}
 
 
@@ -154,7 +196,7 @@ def _check_same(f: h5py.File, path: Path, options: dict, entries: list[Entry], s
         shown = ", ".join(f"{k}: stored {stored[k]!r}, requested {options[k]!r}" for k in diff)
         raise ValueError(f"{path} was prepared with other options ({shown}): delete {path} to "
                          f"prepare again with the new options, or use another out=")
-    n_stored = int(f.attrs["n_videos"])
+    n_stored = int(f.attrs.get("n_listed", f.attrs["n_videos"]))
     if n_stored != len(entries):
         raise ValueError(f"{path} holds a store of {n_stored} videos but the layout ({source}) lists "
                          f"{len(entries)}: delete {path} to prepare again, or use another out=")
@@ -162,6 +204,24 @@ def _check_same(f: h5py.File, path: Path, options: dict, entries: list[Entry], s
     if stored_source != source:
         log.warning("%s was prepared from %s; now reading %s (same options and video count, "
                     "continuing)", path, stored_source, source)
+
+
+def _layout_attrs(layout: Layout) -> dict:
+    method = getattr(layout, "store_attrs", None)
+    return dict(method()) if method is not None else {}
+
+
+def _check_attrs(f: h5py.File, path: Path, layout: Layout) -> None:
+    """A resume must use the same layout provenance (extractor, weights...) as the store."""
+    diff = []
+    for key, value in _layout_attrs(layout).items():
+        stored = f.attrs.get(key)
+        stored = _str(stored) if isinstance(stored, (str, bytes)) else stored
+        if stored is None or str(stored) != str(value):
+            diff.append(f"{key}: stored {stored!r}, requested {value!r}")
+    if diff:
+        raise ValueError(f"{path} was made with other settings ({'; '.join(diff)}): delete {path} "
+                         "to start again with the new settings, or use another out=")
 
 
 def _new_store(path: Path, layout: Layout, options: dict, n_videos: int) -> h5py.File:
@@ -175,6 +235,8 @@ def _new_store(path: Path, layout: Layout, options: dict, n_videos: int) -> h5py
     a["crops"] = options["crops"]
     a["crop"] = options["crop"]
     a["keep_snippets"] = options["keep_snippets"]
+    for key, value in _layout_attrs(layout).items():
+        a[key] = value
     a["source"] = f"{layout.name} {layout.root}"
     a["layout"] = layout.name
     a["layout_kind"] = layout.kind
@@ -200,8 +262,13 @@ def _movement(layout: Layout, entry: Entry):
     return values
 
 
+def _facts(layout: Layout, entry: Entry) -> dict:
+    method = getattr(layout, "facts", None)
+    return dict(method(entry) or {}) if method is not None else {}
+
+
 def _convert_video(layout: Layout, entry: Entry, streams, crops: str, crop: int,
-                   keep_snippets: bool):
+                   keep_snippets):
     """Read and convert one video, stream by stream (one raw array alive at a time)."""
     segments, snippets, nbytes = {}, {}, 0
     mode = "mean" if crops == "none" else crops
@@ -209,14 +276,15 @@ def _convert_video(layout: Layout, entry: Entry, streams, crops: str, crop: int,
         raw = layout.read(entry, stream)
         nbytes += int(getattr(raw, "nbytes", 0))
         segments[stream] = to_segments(raw, layout.kind, mode, crop)
-        if keep_snippets and layout.kind == "clips" and entry.split == "test":
+        if keep_snippets and layout.kind == "clips" and (keep_snippets == KEEP_ALL
+                                                          or entry.split == "test"):
             snippets[stream] = np.asarray(raw).mean(axis=1, dtype=np.float64).astype(np.float32)
         del raw
-    return segments, snippets, _movement(layout, entry), nbytes
+    return segments, snippets, _movement(layout, entry), nbytes, _facts(layout, entry)
 
 
 def _write_group(videos: h5py.Group, index: int, entry: Entry, segments: dict, snippets: dict,
-                 movement) -> None:
+                 movement, facts: dict | None = None) -> None:
     name = group_name(index)
     if name in videos:  # interrupted mid-video: start this one again
         del videos[name]
@@ -225,9 +293,12 @@ def _write_group(videos: h5py.Group, index: int, entry: Entry, segments: dict, s
     g.attrs["index"] = index
     g.attrs["path"] = video.path
     g.attrs["cls"] = video.cls
-    g.attrs["frames"] = int(video.frames)
+    facts = facts or {}
+    g.attrs["frames"] = int(facts.get("frames", video.frames))
+    if facts.get("fps") is not None:
+        g.attrs["fps"] = float(facts["fps"])
     g.attrs["split"] = entry.split
-    spans = video.spans if entry.split == "test" else ()
+    spans = facts.get("spans", video.spans) if entry.split == "test" else ()
     g.attrs["spans"] = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
     for stream, array in segments.items():
         g.create_dataset(f"segments/{stream}", data=array)
@@ -265,7 +336,32 @@ def _write_index(f: h5py.File) -> None:
     index.create_dataset("n_spans", data=np.asarray(cols["n_spans"], dtype=np.int64))
     index.create_dataset("has_movement", data=np.asarray(cols["has_movement"], dtype=bool))
     index.create_dataset("spans", data=np.concatenate(spans) if spans else np.zeros((0, 2), np.int64))
+    _write_log(f, skipped_of(f))
     f.flush()
+
+
+def skipped_of(f: h5py.File) -> list[tuple[str, str]]:
+    """(path, reason) of the skipped videos of an open store, in entry order (the /skipped
+    groups of a partial store, else the /log of a complete one)."""
+    if "skipped" in f:
+        groups = [f["skipped"][name] for name in sorted(f["skipped"])]
+        return [(_str(g.attrs["path"]), _str(g.attrs["reason"])) for g in groups]
+    if "log" in f:
+        return list(zip(f["log/path"].asstr()[()], f["log/reason"].asstr()[()]))
+    return []
+
+
+def _write_log(f: h5py.File, skipped: list[tuple[str, str]]) -> None:
+    if "log" in f:
+        del f["log"]
+    text = h5py.string_dtype()
+    g = f.create_group("log")
+    g.create_dataset("path", data=np.array([p for p, _ in skipped], dtype=object), dtype=text)
+    g.create_dataset("reason", data=np.array([r for _, r in skipped], dtype=object), dtype=text)
+    n_written = len(f["videos"])
+    f.attrs["n_listed"] = n_written + len(skipped)
+    f.attrs["n_skipped"] = len(skipped)
+    f.attrs["n_videos"] = n_written
 
 
 def _progress(total: int, initial: int, enabled: bool, desc: str):
@@ -276,7 +372,7 @@ def _progress(total: int, initial: int, enabled: bool, desc: str):
 
 
 def write(layout: Layout, out: Path, streams=None, crops: str = "mean", crop: int = 0,
-          keep_snippets: bool = False, progress: bool = True) -> WriteReport:
+          keep_snippets=False, progress: bool = True) -> WriteReport:
     """Write (or resume, or confirm) the store of ``layout`` at ``out``; see the module doc."""
     started = time.perf_counter()
     out = Path(out)
@@ -288,12 +384,13 @@ def write(layout: Layout, out: Path, streams=None, crops: str = "mean", crop: in
         raise ValueError(f"streams {list(missing)} requested but the layout ({layout.name} at "
                          f"{layout.root}) has {list(present)}: pick modality= among those")
     crops, crop = _effective_crops(layout, crops, crop)
+    keep_snippets = keep_mode(keep_snippets)
     if keep_snippets and layout.kind != "clips":
         raise ValueError(f"keep_snippets=true needs per-snippet features, but layout {layout.name} "
                          f"({layout.root}) gives 32-segment features only: drop keep_snippets, or "
                          "prepare from a clip layout (tencrop_npy, percrop_npy)")
     options = {"streams": list(streams), "crops": crops, "crop": crop,
-               "keep_snippets": bool(keep_snippets), "n_segments": N_SEGMENTS}
+               "keep_snippets": keep_snippets, "n_segments": N_SEGMENTS}
     entries = layout.entries()
     for entry in entries:
         if entry.split not in ("train", "test"):
@@ -304,11 +401,14 @@ def write(layout: Layout, out: Path, streams=None, crops: str = "mean", crop: in
     if out.exists():
         with _open_existing(out, "r") as f:
             _check_same(f, out, options, entries, source)
+            _check_attrs(f, out, layout)
             if not bool(f.attrs.get("complete", False)):
                 raise ValueError(f"{out} is marked incomplete (not written by vad.prepare?): "
                                  "delete it and prepare again")
             stored_paths = list(f["index/path"].asstr()[()]) if "index" in f else []
-            listed = [e.video.path for e in entries]
+            report.failed = skipped_of(f)
+            gone = {p for p, _ in report.failed}
+            listed = [e.video.path for e in entries if e.video.path not in gone]
             if stored_paths != listed:
                 first = next((i for i, (a, b) in enumerate(zip(stored_paths, listed)) if a != b), 0)
                 raise ValueError(f"{out} holds other videos than the layout ({source}) lists (video "
@@ -326,6 +426,7 @@ def write(layout: Layout, out: Path, streams=None, crops: str = "mean", crop: in
         f = _open_existing(partial, "r+")
         try:
             _check_same(f, partial, options, entries, source)
+            _check_attrs(f, partial, layout)
         except Exception:
             f.close()
             raise
@@ -345,6 +446,12 @@ def write(layout: Layout, out: Path, streams=None, crops: str = "mean", crop: in
                         f"({source}) lists {listed!r} there; the partial store comes from another "
                         f"list: delete {partial} to start over, or use another out=")
                 done.add(index)
+        skipped_group = f.require_group("skipped")
+        for g in skipped_group.values():
+            index = int(g.attrs["index"])
+            if index < len(entries) and entries[index].video.path == _str(g.attrs["path"]):
+                done.add(index)  # known bad: not retried
+                report.failed.append((_str(g.attrs["path"]), _str(g.attrs["reason"])))
         if done:
             log.info("resuming %s: %d of %d videos already done", partial, len(done), len(entries))
         report.skipped = len(done)
@@ -356,8 +463,22 @@ def write(layout: Layout, out: Path, streams=None, crops: str = "mean", crop: in
                     continue
                 t0 = time.perf_counter()
                 try:
-                    segments, snippets, movement, nbytes = _convert_video(
+                    segments, snippets, movement, nbytes, facts = _convert_video(
                         layout, entry, streams, crops, crop, keep_snippets)
+                except SkipVideo as exc:
+                    log.warning("skipping video %d %r: %s", index, entry.video.path, exc.reason)
+                    name = group_name(index)
+                    if name in videos:
+                        del videos[name]
+                    if name in skipped_group:
+                        del skipped_group[name]
+                    g = skipped_group.create_group(name)
+                    g.attrs["index"], g.attrs["path"] = index, entry.video.path
+                    g.attrs["reason"] = exc.reason
+                    f.flush()
+                    report.failed.append((entry.video.path, exc.reason))
+                    bar.update(1)
+                    continue
                 except Exception as exc:
                     where = "; ".join(f"{s}: {layout.source(entry, s)}" for s in streams)
                     raise StoreReadError(
@@ -378,7 +499,7 @@ def write(layout: Layout, out: Path, streams=None, crops: str = "mean", crop: in
                 for stream in streams:
                     report.problems += [f"{kind}: {layout.source(entry, stream)}: {detail}"
                                         for kind, detail in value_problems(segments[stream])]
-                _write_group(videos, index, entry, segments, snippets, movement)
+                _write_group(videos, index, entry, segments, snippets, movement, facts)
                 del segments, snippets
                 read_seconds += time.perf_counter() - t0
                 report.written += 1
@@ -389,12 +510,17 @@ def write(layout: Layout, out: Path, streams=None, crops: str = "mean", crop: in
         finally:
             bar.close()
         _write_index(f)
+        if "skipped" in f:
+            del f["skipped"]
         f.attrs["complete"] = True
         f.attrs["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         report.dims = dict(zip(streams, dims))
     finally:
         f.close()
     os.replace(partial, out)
+    if report.failed:
+        log.warning("%d videos skipped (recorded in %s /log): %s", len(report.failed), out,
+                    "; ".join(f"{p}: {r}" for p, r in report.failed[:5]))
     if report.problems:
         log.warning("%d bad feature arrays were stored (training from this store will refuse "
                     "them; `python -m vad.check` lists them all), e.g. %s", len(report.problems),
@@ -406,9 +532,103 @@ def write(layout: Layout, out: Path, streams=None, crops: str = "mean", crop: in
 
 
 def write_store(layout: Layout, out: Path, streams=None, crops: str = "mean", crop: int = 0,
-                keep_snippets: bool = False, progress: bool = True) -> Path:
+                keep_snippets=False, progress: bool = True) -> Path:
     """Write the store of ``layout`` at ``out`` (resuming ``out.partial``); return ``out``."""
     return write(layout, out, streams, crops, crop, keep_snippets, progress).path
+
+
+def merge(inputs, out: Path, expect_shards: int | None = None) -> WriteReport:
+    """Join complete stores (e.g. the shards of ``vad.extract ... shard=i num_shards=n``) into
+    one store ``out``: same streams, dims and options, no video (path) twice, every shard
+    present when the inputs record their shard (``shard``/``num_shards`` root attrs) or when
+    ``expect_shards`` is given. Videos are ordered by path (as one unsharded extract orders
+    them); skipped-video logs are joined. Written to ``out.partial`` and renamed at the end."""
+    started = time.perf_counter()
+    inputs = [Path(p) for p in inputs]
+    out = Path(out)
+    if not inputs:
+        raise ValueError("merge needs at least one input store")
+    if out.exists():
+        raise ValueError(f"{out} exists: delete it or pick another out= for the merged store")
+    if len(set(map(str, inputs))) != len(inputs):
+        raise ValueError(f"the same input store is listed twice: {[str(p) for p in inputs]}")
+    files = []
+    try:
+        for path in inputs:
+            f, _ = open_store(path)
+            files.append(f)
+        first = files[0]
+        options = _stored_options(first)
+        dims = [int(d) for d in first.attrs["dims"]]
+        for path, f in zip(inputs[1:], files[1:]):
+            other = _stored_options(f)
+            diff = [k for k in OPTION_KEYS if other[k] != options[k]]
+            if [int(d) for d in f.attrs["dims"]] != dims:
+                diff.append("dims")
+            for key in ("layout", "layout_kind", "extractor", "weights_rgb", "weights_flow",
+                        "flow_method", "movement", "ten_crop", "num_shards"):
+                a, b = first.attrs.get(key), f.attrs.get(key)
+                if (None if a is None else str(_str(a) if isinstance(a, bytes) else a)) != \
+                        (None if b is None else str(_str(b) if isinstance(b, bytes) else b)):
+                    diff.append(key)
+            if diff:
+                raise ValueError(f"cannot merge {path} with {inputs[0]}: they differ in {diff}")
+        shards = [int(f.attrs["shard"]) for f in files if "shard" in f.attrs]
+        if expect_shards is not None and len(files) != int(expect_shards):
+            raise ValueError(f"expect_shards={expect_shards} but {len(files)} stores are given")
+        if len(shards) == len(files):
+            n = int(first.attrs.get("num_shards", len(files)))
+            want = int(expect_shards) if expect_shards is not None else n
+            if sorted(shards) != list(range(want)) or n != want:
+                missing = sorted(set(range(want)) - set(shards))
+                dup = sorted({s for s in shards if shards.count(s) > 1})
+                raise ValueError(f"the stores are shards {sorted(shards)} of num_shards={n}: "
+                                 f"missing {missing}, duplicated {dup}; merge exactly one store "
+                                 "per shard")
+        rows, skipped, seen = [], [], {}
+        for k, (path, f) in enumerate(zip(inputs, files)):
+            for name, vpath in zip(f["index/group"].asstr()[()], f["index/path"].asstr()[()]):
+                if vpath in seen:
+                    raise ValueError(f"video {vpath!r} is in both {seen[vpath]} and {path}: the "
+                                     "stores overlap (same shard twice?)")
+                seen[vpath] = path
+                rows.append((vpath, k, name))
+            for vpath, reason in skipped_of(f):
+                if vpath in seen:
+                    raise ValueError(f"video {vpath!r} is in both {seen[vpath]} and {path}")
+                seen[vpath] = path
+                skipped.append((vpath, reason))
+        rows.sort()
+        skipped.sort()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        partial = partial_path(out)
+        with h5py.File(partial, "w") as g:
+            for key, value in first.attrs.items():
+                if key not in ("shard", "complete", "finished"):
+                    g.attrs[key] = value
+            g.attrs["complete"] = False
+            g.attrs["merged_from"] = [str(p) for p in inputs]
+            g.attrs["source"] = f"merge of {len(inputs)} stores: {_str(first.attrs.get('source', ''))}"
+            dest = g.create_group("videos")
+            for index, (vpath, k, name) in enumerate(rows):
+                new = group_name(index)
+                files[k].copy(files[k]["videos"][name], dest, name=new)
+                dest[new].attrs["index"] = index
+            _write_index(g)
+            _write_log(g, skipped)
+            g.attrs["complete"] = True
+            g.attrs["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    finally:
+        for f in files:
+            f.close()
+    os.replace(partial, out)
+    report = WriteReport(out, written=len(rows), videos=len(rows) + len(skipped),
+                         streams=tuple(options["streams"]), crops=options["crops"],
+                         dims=dict(zip(options["streams"], dims)), failed=skipped)
+    report.seconds = time.perf_counter() - started
+    log.info("merged %d stores into %s: %d videos, %d skipped", len(inputs), out, len(rows),
+             len(skipped))
+    return report
 
 
 # ----------------------------------------------------------------------------------- reading
