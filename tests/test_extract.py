@@ -192,3 +192,21 @@ def test_c3d_two_streams(tmp_path, cache_dir):
         assert g["snippets/RGB"].shape == (1, 4096) and g["snippets/FLOW"].shape == (1, 4096)
         assert g.attrs["split"] == "test" and g.attrs["cls"] == "Normal"  # unlabelled video
         assert f.attrs["flow_method"] == "farneback"
+
+
+def test_i3d_flow_stream_and_ten_crop(tmp_path, cache_dir):
+    """I3D two-stream (flow through the 2-channel network) with ten crops on a one-clip video:
+    per-clip features keep the crop mean, the 32-segment features follow crops=mean."""
+    videos = tmp_path / "videos"
+    write_video(videos / "x.avi", moving_square(16, dx=3))
+    out = tmp_path / "i3d.h5"
+    result = extract(_cfg(tmp_path, [f"videos={videos}", f"out={out}", "modality=TWO", "weights.flow=random",
+                                     "flow=farneback", "ten_crop=true"]))
+    assert result["dims"] == {"RGB": 1024, "FLOW": 1024} and result["written"] == 1
+    with h5py.File(out, "r") as f:
+        g = f["videos/000000"]
+        assert g["segments/RGB"].shape == (1, 32, 1024) and g["segments/FLOW"].shape == (1, 32, 1024)
+        assert g["snippets/FLOW"].shape == (1, 1024)
+        rgb, flow = g["snippets/RGB"][()], g["snippets/FLOW"][()]
+        assert np.isfinite(flow).all() and not np.allclose(rgb, flow)
+        assert bool(f.attrs["ten_crop"]) and f.attrs["flow_method"] == "farneback"

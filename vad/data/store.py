@@ -610,7 +610,7 @@ def merge(inputs, out: Path, expect_shards: int | None = None) -> WriteReport:
             g.attrs["merged_from"] = [str(p) for p in inputs]
             g.attrs["source"] = f"merge of {len(inputs)} stores: {_str(first.attrs.get('source', ''))}"
             dest = g.create_group("videos")
-            for index, (vpath, k, name) in enumerate(rows):
+            for index, (_, k, name) in enumerate(rows):
                 new = group_name(index)
                 files[k].copy(files[k]["videos"][name], dest, name=new)
                 dest[new].attrs["index"] = index
