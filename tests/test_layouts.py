@@ -361,11 +361,16 @@ def test_missing_crop_file_is_named(world, tmp_path):
         layout.read(entry, "RGB")
 
 
-def test_wrong_shapes_name_file_expected_and_found(world, tmp_path):
+def _tencrop_copy(world, tmp_path) -> tuple[Path, TencropNpy]:
+    """A copy of the ten-crop folder (to damage) and its layout with the same options."""
     root, _ = _copy(world, "tencrop", tmp_path)
     layout = world["layouts"]["tencrop"]
-    layout = TencropNpy(root, n_train_anomalous=layout.n_anomalous["train"],
-                        n_test_anomalous=layout.n_anomalous["test"], test_annotation=layout.test_annotation)
+    return root, TencropNpy(root, n_train_anomalous=layout.n_anomalous["train"],
+                            n_test_anomalous=layout.n_anomalous["test"], test_annotation=layout.test_annotation)
+
+
+def test_wrong_shapes_name_file_expected_and_found(world, tmp_path):
+    root, layout = _tencrop_copy(world, tmp_path)
     entry = layout.entries()[0]
     file = root / f"{entry.video.name}_i3d.npy"
     np.save(file, np.zeros((5, 2048), dtype=np.float32))
@@ -435,10 +440,7 @@ def test_capstone_dataset_choice(tmp_path):
 
 
 def test_object_arrays_are_loaded(world, tmp_path):
-    root, _ = _copy(world, "tencrop", tmp_path)
-    layout = world["layouts"]["tencrop"]
-    layout = TencropNpy(root, n_train_anomalous=layout.n_anomalous["train"],
-                        n_test_anomalous=layout.n_anomalous["test"], test_annotation=layout.test_annotation)
+    root, layout = _tencrop_copy(world, tmp_path)
     entry = layout.entries()[1]
     clips = world["clips"][entry.video.name]
     file = root / f"{entry.video.name}_i3d.npy"
