@@ -35,7 +35,7 @@ def test_readme_main_command_with_few_epochs(cache_dir, tmp_path):
                         f"hydra.run.dir={tmp_path}/eval"], ROOT, cache_dir))
     evaluated = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert evaluated["metrics"]["auc"] == pytest.approx(metrics["best"]["auc"], abs=1e-9)
-    assert sorted(p.name for p in (tmp_path / "eval" / "plots").iterdir()) == ["pr.png", "roc.png",
+    assert sorted(p.name for p in (tmp_path / "eval" / "plots").iterdir()) == ["pr.png", "roc.npz", "roc.png",
                                                                              "timelines.png"]
 
 

@@ -52,6 +52,11 @@ def test_run_folder_holds_every_artefact(trained):
     assert (out / "config_resolved.yaml").read_text().count("modality:") == 1
     for name in ("roc", "pr", "timelines"):
         assert (out / "plots" / f"{name}.png").stat().st_size > 1000
+    curve = np.load(out / "plots" / "roc.npz")
+    # The saved ROC integrates (trapezoids, ties on the diagonal) to the reported AUC.
+    area = float(np.sum(np.diff(curve["fpr"]) * (curve["tpr"][1:] + curve["tpr"][:-1]) / 2))
+    assert area == pytest.approx(float(curve["auc"]), abs=1e-9)
+    assert float(curve["auc"]) == pytest.approx(json.loads((out / "metrics.json").read_text())["best"]["auc"])
     assert list(out.glob("events.out.tfevents.*"))
     assert not list(out.rglob("*.tmp"))
 

@@ -15,7 +15,7 @@ from vad.config import input_dim
 from vad.datamodule import MILDataModule
 from vad.io import write_json
 from vad.lit_module import MILModule
-from vad.plots import evaluation_figures, write_figures
+from vad.plots import evaluation_figures, save_roc_points, write_figures
 from vad.train import load_data
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ def evaluate(cfg: DictConfig, overridden: set[str] = frozenset()) -> dict:
     out_dir = Path(cfg.paths.output_dir)
     write_figures(evaluation_figures(module.last_test_scores, datamodule.test_truth, splits.test.videos,
                                      metrics, int(cfg.eval.timeline_videos)), out_dir / "plots")
+    save_roc_points(module.last_test_scores, datamodule.test_truth, metrics["auc"], out_dir / "plots" / "roc.npz")
     result = {"checkpoint": str(ckpt_path), "data": splits.description, "synthetic": splits.synthetic,
               "modality": cfg.modality.name, "extractor": cfg.extractor.name,
               "epoch": int(checkpoint.get("epoch", -1)), "metrics": metrics}

@@ -10,15 +10,20 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
 from vad.data.ucf_crime import Video  # noqa: E402
-from vad.io import save_figure  # noqa: E402
+from vad.io import save_figure, write_npz  # noqa: E402
 from vad.metrics import FrameTruth  # noqa: E402
 
 
-def roc_figure(scores: np.ndarray, truth: FrameTruth, auc: float, label: str = "model") -> plt.Figure:
-    """Frame-level ROC (identical to the curve of the expanded frame arrays)."""
+def roc_points(scores: np.ndarray, truth: FrameTruth) -> tuple[np.ndarray, np.ndarray]:
+    """Frame-level ROC (fpr, tpr), identical to the curve of the expanded frame arrays."""
     s, y, w = truth.entries(scores)
     keep = w > 0
     fpr, tpr, _ = roc_curve(y[keep], s[keep], sample_weight=w[keep])
+    return fpr, tpr
+
+
+def roc_figure(scores: np.ndarray, truth: FrameTruth, auc: float, label: str = "model") -> plt.Figure:
+    fpr, tpr = roc_points(scores, truth)
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot(fpr, tpr, label=f"{label} (AUC {auc:.4f})")
     ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8)
@@ -85,6 +90,12 @@ def evaluation_figures(scores: np.ndarray, truth: FrameTruth, videos: list[Video
     if timeline_videos > 0:
         figures["timelines"] = timeline_figure(scores, truth, videos, timeline_rows(truth, timeline_videos))
     return figures
+
+
+def save_roc_points(scores: np.ndarray, truth: FrameTruth, auc: float, path) -> None:
+    """``roc.npz`` (fpr, tpr, auc) of a run, which ``vad.report`` overlays across runs."""
+    fpr, tpr = roc_points(scores, truth)
+    write_npz(path, fpr=fpr, tpr=tpr, auc=np.float64(auc))
 
 
 def write_figures(figures: dict[str, plt.Figure], out_dir, writer=None, step: int = 0) -> None:

@@ -20,7 +20,7 @@ from vad.data.features import Splits
 from vad.datamodule import MILDataModule
 from vad.io import write_json, write_text
 from vad.lit_module import MILModule
-from vad.plots import evaluation_figures, write_figures
+from vad.plots import evaluation_figures, save_roc_points, write_figures
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,7 @@ def train(cfg: DictConfig) -> dict:
                                  best, int(cfg.eval.timeline_videos))
     write_figures(figures, run_dir / "plots",
                   logger.experiment if isinstance(logger, TensorBoardLogger) else None, module.global_step)
+    save_roc_points(module.last_test_scores, datamodule.test_truth, best["auc"], run_dir / "plots" / "roc.npz")
     if isinstance(logger, TensorBoardLogger):
         logger.log_metrics({f"hp/{k}": best[k] for k in ("auc", "ap", "far", "paired_auc") if k in best},
                            step=module.global_step)

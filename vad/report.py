@@ -1,0 +1,396 @@
+"""``python -m vad.report PATH...``: one table (and figures) over many runs.
+
+Finds every run folder under the given run or multirun folders (a folder holding
+``metrics.json``, ``.hydra/overrides.yaml`` or ``config_resolved.yaml``), groups the runs by
+their command-line overrides without ``seed`` (and the other keys the sweep folder names leave
+out), and reports per configuration the mean, the sample standard deviation (ddof=1), the
+minimum and the maximum over seeds of the best epoch's metrics. Runs without ``metrics.json``
+are listed as failed with the last error of their log. Writes into ``--out`` (default
+``<first PATH>/report``): ``report.md``, ``report.csv``, ``roc.png`` (the runs' ROC curves from
+``plots/roc.npz`` where present, over the curves published with the CVPR 2018 paper) and
+``class_auc.png`` (per-class AUC, configurations x classes). Lightning is never imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from vad.io import save_figure, write_text
+
+# Keys that do not make a configuration (as hydra.job.config.override_dirname.exclude_keys).
+EXCLUDED_KEYS = ("seed", "ckpt_path", "trainer.enable_progress_bar")
+# (column, label, where in metrics.json, decimals)
+METRICS = (("auc", "AUC", ("best", "auc"), 4),
+           ("ap", "AP", ("best", "ap"), 4),
+           ("far", "FAR", ("best", "far"), 4),
+           ("paired_auc", "paired AUC", ("best", "paired_auc"), 4),
+           ("best_epoch", "best epoch", ("best", "epoch"), 1),
+           ("wall_time_s", "wall time (s)", ("wall_time_s",), 1))
+PAPER_CURVES = (("1_Binary_Abnormal_Normal.mat", "Binary classifier"),
+                ("2_Cei_lui.mat", "Lu et al. ICCV 2013"),
+                ("3_CV16_TemporalRegularity.mat", "Hasan et al. CVPR 2016"),
+                ("6_C3D_Final_L1L2.mat", "Sultani et al. CVPR 2018 (MIL)"))
+NO_METRICS = "no metrics.json"
+
+
+@dataclass
+class Run:
+    path: Path
+    overrides: list[str]
+    seed: int | None
+    metrics: dict | None = None
+    error: str | None = None
+    config: tuple[str, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return self.metrics is not None
+
+
+@dataclass
+class Curve:
+    label: str
+    fpr: np.ndarray
+    tpr: np.ndarray
+    auc: float
+
+
+# ------------------------------------------------------------------ finding and reading runs
+
+def find_run_dirs(paths: list[Path]) -> list[Path]:
+    """Every run folder at or under ``paths``, each once, in path order."""
+    found: dict[Path, None] = {}
+    for root in map(Path, paths):
+        if not root.exists():
+            raise FileNotFoundError(f"{root} does not exist")
+        candidates = [root / "metrics.json", root / "config_resolved.yaml",
+                      root / ".hydra" / "overrides.yaml"]
+        candidates += [*root.rglob("metrics.json"), *root.rglob("config_resolved.yaml"),
+                       *root.rglob(".hydra/overrides.yaml")]
+        for marker in candidates:
+            if not marker.is_file():
+                continue
+            run = marker.parent.parent if marker.parent.name == ".hydra" else marker.parent
+            found.setdefault(run.resolve(), None)
+    return sorted(found)
+
+
+def last_error(run_dir: Path) -> str:
+    """The exception line of the last traceback in the run's ``*.log`` files, else the last
+    ERROR line, else ``no metrics.json``."""
+    error = None
+    for log in sorted(run_dir.glob("*.log")):
+        lines = log.read_text(errors="replace").splitlines()
+        starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
+        if starts:
+            for line in lines[starts[-1] + 1:]:
+                if line.strip() and not line[0].isspace():
+                    error = line.strip()
+                    break
+        elif error is None:
+            errors = [line for line in lines if "[ERROR]" in line or " ERROR " in line]
+            if errors:
+                error = errors[-1].strip()
+    return f"{NO_METRICS}: {error}" if error else NO_METRICS
+
+
+def read_run(run_dir: Path) -> Run:
+    overrides_file = run_dir / ".hydra" / "overrides.yaml"
+    overrides = [str(o) for o in (yaml.safe_load(overrides_file.read_text()) or [])] \
+        if overrides_file.is_file() else []
+    seed = None
+    for item in overrides:
+        key, _, value = item.lstrip("+~").partition("=")
+        if key == "seed":
+            seed = int(value)
+    resolved = run_dir / "config_resolved.yaml"
+    if seed is None and resolved.is_file():
+        seed = (yaml.safe_load(resolved.read_text()) or {}).get("seed")
+    run = Run(run_dir, overrides, seed)
+    metrics_file = run_dir / "metrics.json"
+    if metrics_file.is_file():
+        metrics = json.loads(metrics_file.read_text())
+        if "best" not in metrics and "metrics" in metrics:  # a vad.evaluate folder
+            metrics = {**metrics, "best": metrics["metrics"]}
+        run.metrics = metrics
+    else:
+        run.error = last_error(run_dir)
+    return run
+
+
+def config_key(overrides: list[str]) -> tuple[str, ...]:
+    kept = [o for o in overrides if o.lstrip("+~").partition("=")[0] not in EXCLUDED_KEYS]
+    return tuple(sorted(kept))
+
+
+def load_runs(paths: list[Path]) -> list[Run]:
+    runs = [read_run(d) for d in find_run_dirs(paths)]
+    for run in runs:
+        run.config = config_key(run.overrides)
+    return runs
+
+
+def labels(runs: list[Run]) -> tuple[dict[tuple, str], list[str]]:
+    """Configuration labels without the overrides every run shares; the shared ones."""
+    keys = list(dict.fromkeys(run.config for run in runs))
+    common = set.intersection(*(set(k) for k in keys)) if keys else set()
+    named = {k: ",".join(o for o in k if o not in common) or "(shared overrides only)" for k in keys}
+    return named, sorted(common)
+
+
+# ------------------------------------------------------------------ statistics
+
+def _get(metrics: dict, where: tuple[str, ...]) -> float:
+    value = metrics
+    for key in where:
+        if not isinstance(value, dict) or key not in value:
+            return math.nan
+        value = value[key]
+    return float(value) if value is not None else math.nan
+
+
+def summarise(values: list[float]) -> dict:
+    """mean, sample std (ddof=1; nan for one value), min, max, n over the finite values."""
+    x = np.asarray([v for v in values if not math.isnan(v)], dtype=float)
+    if not len(x):
+        return {"mean": math.nan, "std": math.nan, "min": math.nan, "max": math.nan, "n": 0}
+    return {"mean": float(x.mean()), "std": float(x.std(ddof=1)) if len(x) > 1 else math.nan,
+            "min": float(x.min()), "max": float(x.max()), "n": int(len(x))}
+
+
+def aggregate(runs: list[Run]) -> list[dict]:
+    """One row per configuration with successful runs, in order of first appearance."""
+    named, _ = labels(runs)
+    rows = []
+    for key, label in named.items():
+        group = [r for r in runs if r.config == key and r.ok]
+        if not group:
+            continue
+        row = {"configuration": label, "overrides": ",".join(key), "n": len(group),
+               "seeds": sorted((r.seed for r in group), key=lambda s: (s is None, s)),
+               "selection_metric": ",".join(sorted({str(r.metrics.get("best", {}).get("selection_metric"))
+                                                    for r in group})),
+               "synthetic": any(r.metrics.get("synthetic") for r in group),
+               "runs": [r.path for r in group]}
+        for name, _, where, _ in METRICS:
+            row[name] = summarise([_get(r.metrics, where) for r in group])
+        classes = sorted({k[4:] for r in group for k in r.metrics.get("best", {})
+                          if k.startswith("auc_")})
+        row["class_auc"] = {c: summarise([_get(r.metrics, ("best", f"auc_{c}")) for r in group])["mean"]
+                            for c in classes}
+        rows.append(row)
+    return rows
+
+
+# ------------------------------------------------------------------ tables
+
+def _fmt(value: float, decimals: int) -> str:
+    return "–" if math.isnan(value) else f"{value:.{decimals}f}"
+
+
+def cell(stats: dict, decimals: int) -> str:
+    if not stats["n"]:
+        return "–"
+    if stats["n"] == 1:
+        return _fmt(stats["mean"], decimals)
+    return (f"{_fmt(stats['mean'], decimals)} ± {_fmt(stats['std'], decimals)} "
+            f"[{_fmt(stats['min'], decimals)}, {_fmt(stats['max'], decimals)}]")
+
+
+def markdown(rows: list[dict], runs: list[Run]) -> str:
+    named, common = labels(runs)
+    failed = [r for r in runs if not r.ok]
+    out = ["# Run report", "",
+           f"{len(runs)} runs, {len(runs) - len(failed)} finished, {len(failed)} failed; "
+           f"{len(rows)} configurations.",
+           f"Shared overrides: `{','.join(common)}`" if common else "Shared overrides: none", "",
+           "Best epoch's test metrics per configuration over seeds: mean ± sample std (ddof=1) "
+           "[min, max]; `n` = finished runs (seeds).", ""]
+    if any(r["synthetic"] for r in rows):
+        out += ["**Synthetic data**: numbers say nothing about real videos.", ""]
+    header = ["configuration", "n", "seeds", *[m[1] for m in METRICS], "selected by"]
+    out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        seeds = ",".join("?" if s is None else str(s) for s in row["seeds"])
+        out.append("| " + " | ".join([f"`{row['configuration']}`", str(row["n"]), seeds,
+                                       *[cell(row[m[0]], m[3]) for m in METRICS],
+                                       row["selection_metric"]]) + " |")
+    if failed:
+        out += ["", "## Failed runs", "", "| run | configuration | seed | error |", "|---|---|---|---|"]
+        for run in failed:
+            error = run.error.replace("|", "\\|")
+            out.append(f"| `{run.path}` | `{named[run.config]}` | {run.seed} | {error} |")
+    return "\n".join(out) + "\n"
+
+
+def csv_text(rows: list[dict], runs: list[Run]) -> str:
+    named, _ = labels(runs)
+    fields = ["configuration", "status", "n", "seeds", "selection_metric", "synthetic"]
+    fields += [f"{m[0]}_{s}" for m in METRICS for s in ("mean", "std", "min", "max")]
+    fields += ["overrides", "runs", "error"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        record = {"configuration": row["configuration"], "status": "ok", "n": row["n"],
+                  "seeds": " ".join(str(s) for s in row["seeds"]),
+                  "selection_metric": row["selection_metric"], "synthetic": row["synthetic"],
+                  "overrides": row["overrides"], "runs": " ".join(map(str, row["runs"])), "error": ""}
+        for m in METRICS:
+            for s in ("mean", "std", "min", "max"):
+                value = row[m[0]][s]
+                record[f"{m[0]}_{s}"] = "" if math.isnan(value) else repr(value)
+        writer.writerow(record)
+    for run in (r for r in runs if not r.ok):
+        writer.writerow({"configuration": named[run.config], "status": "failed", "n": 0,
+                         "seeds": "" if run.seed is None else run.seed, "overrides": ",".join(run.config),
+                         "runs": str(run.path), "error": run.error})
+    return buffer.getvalue()
+
+
+# ------------------------------------------------------------------ curves and figures
+
+def load_curve(run_dir: Path) -> Curve | None:
+    """The run's frame-level ROC from ``plots/roc.npz`` (arrays fpr, tpr, auc), if saved."""
+    path = Path(run_dir) / "plots" / "roc.npz"
+    if not path.is_file():
+        return None
+    with np.load(path) as data:
+        return Curve(run_dir.name, np.asarray(data["fpr"], float), np.asarray(data["tpr"], float),
+                     float(data["auc"]))
+
+
+def load_paper_curves() -> list[Curve]:
+    """The ROC curves published with Sultani et al. (CVPR 2018): MATLAB v5 files, X = FPR,
+    Y = TPR, AUC."""
+    from scipy.io import loadmat  # scikit-learn's dependency; only needed here
+
+    folder = resources.files("vad.resources") / "ucf_crime" / "paper_results"
+    curves = []
+    for name, label in PAPER_CURVES:
+        with resources.as_file(folder / name) as path:
+            mat = loadmat(str(path))
+        curves.append(Curve(label, np.asarray(mat["X"], float).ravel(),
+                            np.asarray(mat["Y"], float).ravel(), float(np.asarray(mat["AUC"]).ravel()[0])))
+    return curves
+
+
+def mean_curve(curves: list[Curve], grid: np.ndarray) -> np.ndarray:
+    """Vertical average: the mean TPR of the curves at each FPR of ``grid``."""
+    return np.mean([np.interp(grid, c.fpr, c.tpr) for c in curves], axis=0)
+
+
+def roc_plot(rows: list[dict], out: Path) -> list[str]:
+    """Overlaid ROC of every configuration that has ``plots/roc.npz`` files, over the paper's
+    curves; returns the configurations that had none."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 6))
+    for curve in load_paper_curves():
+        ax.plot(curve.fpr, curve.tpr, ls="--", lw=1, label=f"{curve.label} (AUC {curve.auc:.4f})")
+    missing = []
+    grid = np.linspace(0, 1, 501)
+    for row in rows:
+        curves = [c for c in map(load_curve, row["runs"]) if c is not None]
+        if not curves:
+            missing.append(row["configuration"])
+            continue
+        aucs = summarise([c.auc for c in curves])
+        spread = f" ± {aucs['std']:.4f}" if aucs["n"] > 1 else ""
+        ax.plot(grid, mean_curve(curves, grid), lw=1.8,
+                label=f"{row['configuration']} (AUC {aucs['mean']:.4f}{spread}, n={aucs['n']})")
+    ax.plot([0, 1], [0, 1], c="grey", lw=0.6)
+    title = "Frame-level ROC"
+    if missing:
+        title += f"\n({len(missing)} configuration(s) without plots/roc.npz not drawn)"
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
+    ax.legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, out)
+    plt.close(fig)
+    return missing
+
+
+def class_auc_plot(rows: list[dict], out: Path) -> None:
+    """Heatmap of the mean per-class AUC: configurations x classes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    classes = sorted({c for row in rows for c in row["class_auc"]})
+    table = np.full((len(rows), len(classes)), np.nan)
+    for i, row in enumerate(rows):
+        for j, c in enumerate(classes):
+            table[i, j] = row["class_auc"].get(c, np.nan)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * max(len(classes), 1), 1.5 + 0.45 * max(len(rows), 1)))
+    image = ax.imshow(np.ma.masked_invalid(table), cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(rows)), [row["configuration"] for row in rows], fontsize=7)
+    for i in range(table.shape[0]):
+        for j in range(table.shape[1]):
+            if not np.isnan(table[i, j]):
+                ax.text(j, i, f"{table[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                        color="white" if table[i, j] < 0.6 else "black")
+    fig.colorbar(image, ax=ax, label="frame-level AUC (mean over seeds)")
+    ax.set_title("Per-class AUC (class videos + all normal test videos)")
+    fig.tight_layout()
+    save_figure(fig, out)
+    plt.close(fig)
+
+
+# ------------------------------------------------------------------ entry point
+
+def report(paths: list[Path], out: Path | None = None) -> dict:
+    """Write report.md, report.csv, roc.png and class_auc.png; return the rows and texts."""
+    paths = [Path(p) for p in paths]
+    out = Path(out) if out else paths[0] / "report"
+    runs = load_runs(paths)
+    if not runs:
+        raise ValueError(f"no run folders (metrics.json, .hydra/overrides.yaml or config_resolved.yaml) "
+                         f"under {', '.join(map(str, paths))}")
+    rows = aggregate(runs)
+    md, table = markdown(rows, runs), csv_text(rows, runs)
+    missing = roc_plot(rows, out / "roc.png")
+    if missing:
+        md += ("\nROC curves need `plots/roc.npz` (fpr, tpr, auc) in each run folder; not drawn for: "
+               + ", ".join(f"`{m}`" for m in missing) + ".\n")
+    class_auc_plot(rows, out / "class_auc.png")
+    write_text(out / "report.md", md)
+    write_text(out / "report.csv", table)
+    return {"runs": runs, "rows": rows, "markdown": md, "csv": table, "out": out}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vad.report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH",
+                        help="run or multirun folders (searched recursively)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: <first PATH>/report)")
+    args = parser.parse_args(argv)
+    try:
+        result = report(args.paths, args.out)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(result["markdown"], end="")
+    print(f"\nwritten to {result['out']}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
