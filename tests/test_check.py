@@ -313,12 +313,12 @@ def _store_cfg(path: Path):
 
 @pytest.fixture
 def bad_store(root, tmp_path) -> tuple[Path, list[str]]:
-    """A store (written from the seed folder: write_store does not validate values) whose
+    """A store (written from the seed folder: store.write only warns about bad values) whose
     video 9 has an all-zero FLOW segment and video 1 an Inf RGB value."""
     edit(file(root, 9, "FLOW"), lambda x: x.__setitem__(31, 0))
     edit(file(root, 1), lambda x: x.__setitem__((2, 2), np.inf))
     out = tmp_path / "bad.h5"
-    store.write_store(SeedNpy(root), out, progress=False)
+    store.write(SeedNpy(root), out, progress=False)
     return out, paths(root)
 
 
@@ -335,7 +335,7 @@ def test_store_load_refuses_bad_values(bad_store, root, tmp_path):
 
     # Both problems in one stream: both named at once.
     edit(file(root, 4), lambda x: x.__setitem__(0, 0))
-    store.write_store(SeedNpy(root), tmp_path / "both.h5", progress=False)
+    store.write(SeedNpy(root), tmp_path / "both.h5", progress=False)
     with pytest.raises(ValueError) as info:
         store.load(_store_cfg(tmp_path / "both.h5"), ("RGB",), DIM)
     assert (f"NaN/Inf values in 1 videos, e.g. ['{names[1]}']; all-zero segments in 1 videos, "
@@ -347,6 +347,6 @@ def test_store_load_finds_one_streams_zero_segment_with_two_streams(bad_store, r
     edit(file(root, 1), lambda x: x.__setitem__((2, 2), 1.0))  # only the FLOW zero segment left
     assert "all-zero segments" in report_of(root).errors  # the direct path refuses it
     fixed = out.with_name("zero_only.h5")
-    store.write_store(SeedNpy(root), fixed, progress=False)
+    store.write(SeedNpy(root), fixed, progress=False)
     with pytest.raises(ValueError, match=r"all-zero segments in 1 videos"):
         store.load(_store_cfg(fixed), STREAMS, DIM)

@@ -162,7 +162,7 @@ def test_round_trip_clips(tmp_path, entries):
 @pytest.mark.parametrize("crops, crop", [("one", 2), ("all", 0)])
 def test_crop_modes(tmp_path, entries, crops, crop):
     layout = ClipsLayout(tmp_path, entries, streams=("RGB",))
-    out = store.write_store(layout, tmp_path / "s.h5", crops=crops, crop=crop, progress=False)
+    out = store.write(layout, tmp_path / "s.h5", crops=crops, crop=crop, progress=False).path
     with h5py.File(out, "r") as f:
         assert f.attrs["crops"] == crops and f.attrs["crop"] == (crop if crops == "one" else -1)
         assert list(f.attrs["streams"]) == ["RGB"]
@@ -175,7 +175,7 @@ def test_crop_modes(tmp_path, entries, crops, crop):
 
 def test_segments_layout_with_movement(tmp_path, entries):
     layout = SegmentsLayout(tmp_path, entries)
-    out = store.write_store(layout, tmp_path / "s.h5", crops="one", progress=False)
+    out = store.write(layout, tmp_path / "s.h5", crops="one", progress=False).path
     with h5py.File(out, "r") as f:
         assert f.attrs["crops"] == "none" and f.attrs["layout_kind"] == "segments"
         for i, name in enumerate(sorted(f["videos"])):
@@ -217,8 +217,8 @@ def test_resume_after_interruption(tmp_path, entries):
     assert {i for i, _ in layout.reads} == set(range(2, len(entries)))
     assert out.exists() and not partial.exists()
 
-    fresh = store.write_store(ClipsLayout(tmp_path / "feats", entries), tmp_path / "fresh.h5",
-                              keep_snippets=True, progress=False)
+    fresh = store.write(ClipsLayout(tmp_path / "feats", entries), tmp_path / "fresh.h5",
+                              keep_snippets=True, progress=False).path
     assert_same(contents(out), contents(fresh))
 
 
@@ -261,7 +261,7 @@ def test_option_mismatch(tmp_path, entries):
 
 def test_load_into_splits(tmp_path, entries):
     layout = ClipsLayout(tmp_path, entries)
-    out = store.write_store(layout, tmp_path / "s.h5", keep_snippets=True, progress=False)
+    out = store.write(layout, tmp_path / "s.h5", keep_snippets=True, progress=False).path
     splits = store.load(data_cfg(out), ("RGB", "FLOW"), DIM)
     train = [e for e in entries if e.split == "train"]
     test = [e for e in entries if e.split == "test"]
@@ -295,7 +295,7 @@ def test_load_into_splits(tmp_path, entries):
     flow = store.load(data_cfg(out), ("FLOW",), DIM)
     np.testing.assert_array_equal(flow.test.features.numpy(), splits.test.features[:, :, DIM:].numpy())
 
-    seg_out = store.write_store(SegmentsLayout(tmp_path, entries), tmp_path / "seg.h5", progress=False)
+    seg_out = store.write(SegmentsLayout(tmp_path, entries), tmp_path / "seg.h5", progress=False).path
     seg = store.load(data_cfg(seg_out), ("RGB",), DIM)
     assert seg.has_movement and seg.train.movement.shape == (len(train), N_SEGMENTS)
     np.testing.assert_array_equal(seg.test.movement[0].numpy(), np.arange(N_SEGMENTS) + len(train))
@@ -343,7 +343,7 @@ def test_load_errors(tmp_path, entries):
 def test_every_crop_is_its_own_training_bag(tmp_path, entries):
     """crops=all: each training crop is a bag of its video; test videos keep (C, 32, D)."""
     layout = ClipsLayout(tmp_path, entries)
-    every = store.write_store(layout, tmp_path / "all.h5", crops="all", progress=False)
+    every = store.write(layout, tmp_path / "all.h5", crops="all", progress=False).path
     splits = store.load(data_cfg(every), ("RGB",), DIM)
     train = [e for e in entries if e.split == "train"]
     test = [e for e in entries if e.split == "test"]
@@ -422,8 +422,8 @@ def test_training_on_every_crop_averages_test_crops(tmp_path, compose_cfg):
     """A real training run on a crops=all store: bags per crop, test scores averaged over crops."""
     from vad.train import train
 
-    every = store.write_store(ClipsLayout(tmp_path, _entries(3)), tmp_path / "all.h5", crops="all",
-                              progress=False)
+    every = store.write(ClipsLayout(tmp_path, _entries(3)), tmp_path / "all.h5", crops="all",
+                              progress=False).path
     result = train(compose_cfg(["data=store", f"data.path={every}", "extractor.dim=8", "modality=TWO",
                                 "data.batch_size=4", "trainer.max_epochs=2", "scheduler=none",
                                 "logger=none", "trainer.enable_progress_bar=false"]))

@@ -46,9 +46,7 @@ def _out(cfg: DictConfig) -> Path:
 
 
 def _movement_name(cfg: DictConfig):
-    movement = cfg.get("movement")
-    name = movement.get("name") if isinstance(movement, DictConfig) else movement
-    return None if name in (None, "none") else str(name)
+    return None if cfg.movement.name == "none" else str(cfg.movement.name)
 
 
 def open_layout(cfg: DictConfig):

@@ -9,7 +9,7 @@ RNG as float16 (each snippet is a row drawn at random from a fixed pool of 4096 
 (10, 2048) float16 snippets, made once per process before the memory baseline: one gather copy
 per video), and the numbers are extrapolated to the full dataset. Measured:
 
-1. Throughput: raw bytes per second through ``write_store`` (crops=mean), with and without the
+1. Throughput: raw bytes per second through ``store.write`` (crops=mean), with and without the
    time the in-bench layout spends generating the arrays (without = what a layout reading files
    at that speed would see).
 2. Peak RSS (``resource.getrusage``) of the write, each size in a fresh subprocess, at two
@@ -206,7 +206,7 @@ def main() -> None:
         sizes = [run_child(k, Path(tmp)) for k in args.every]
         full = full_load(Path(tmp))
 
-    print(f"\nwrite_store on ten-crop (T, {CROPS}, {DIM}) float16 clips, crops=mean, real UCF-Crime lengths")
+    print(f"\nstore.write on ten-crop (T, {CROPS}, {DIM}) float16 clips, crops=mean, real UCF-Crime lengths")
     header = (f"{'every':>5} {'videos':>6} {'raw GB':>7} {'largest MB':>10} {'write s':>8} {'gen s':>6} "
               f"{'MB/s':>7} {'MB/s+gen':>8} {'RSS base':>8} {'RSS peak':>8} {'delta MB':>8} "
               f"{'load s':>7} {'load@1900':>9}")

@@ -531,12 +531,6 @@ def write(layout: Layout, out: Path, streams=None, crops: str = "mean", crop: in
     return report
 
 
-def write_store(layout: Layout, out: Path, streams=None, crops: str = "mean", crop: int = 0,
-                keep_snippets=False, progress: bool = True) -> Path:
-    """Write the store of ``layout`` at ``out`` (resuming ``out.partial``); return ``out``."""
-    return write(layout, out, streams, crops, crop, keep_snippets, progress).path
-
-
 def merge(inputs, out: Path, expect_shards: int | None = None) -> WriteReport:
     """Join complete stores (e.g. the shards of ``vad.extract ... shard=i num_shards=n``) into
     one store ``out``: same streams, dims and options, no video (path) twice, every shard
