@@ -210,3 +210,17 @@ def test_i3d_flow_stream_and_ten_crop(tmp_path, cache_dir):
         rgb, flow = g["snippets/RGB"][()], g["snippets/FLOW"][()]
         assert np.isfinite(flow).all() and not np.allclose(rgb, flow)
         assert bool(f.attrs["ten_crop"]) and f.attrs["flow_method"] == "farneback"
+
+
+def test_flow_workers_auto_leaves_the_cpu_to_the_network():
+    import os
+
+    import torch
+
+    from vad.data.layouts.videos import _flow_workers
+
+    assert _flow_workers("auto", torch.device("cpu")) == 1
+    assert _flow_workers("auto", torch.device("cuda")) == max(1, (os.cpu_count() or 2) - 1)
+    assert _flow_workers(3, torch.device("cpu")) == 3
+    with pytest.raises(ValueError, match="flow_workers=0"):
+        _flow_workers(0, torch.device("cpu"))

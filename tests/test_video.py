@@ -253,3 +253,14 @@ def test_movement_segments():
     np.testing.assert_allclose(long, 3.0)  # means, not L2-normalised
     with pytest.raises(ValueError):
         movement_segments(np.zeros(0, np.float32))
+
+
+def test_flow_workers_give_the_same_flows_as_one_thread():
+    frames = moving_square(40, dx=3)
+    one = FlowStream("farneback")
+    with FlowStream("farneback", workers=3) as many:
+        for i in range(0, 40, 16):  # 16, 16, 8 frames: boundaries and a short last clip
+            np.testing.assert_array_equal(many.update(frames[i:i + 16]), one.update(frames[i:i + 16]))
+    assert many._pool is None  # closed on leaving the block
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        FlowStream("farneback", workers=0)

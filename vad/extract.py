@@ -62,7 +62,7 @@ def open_layout(cfg: DictConfig):
                        ten_crop=bool(cfg.get("ten_crop", False)), batch_size=int(cfg.batch_size),
                        device=str(cfg.get("device", "auto")), shard=int(cfg.shard),
                        num_shards=int(cfg.num_shards), size=size, progress=bool(cfg.progress),
-                       seed=int(cfg.get("seed", 0)))
+                       seed=int(cfg.get("seed", 0)), flow_workers=cfg.get("flow_workers", "auto"))
 
 
 def extract(cfg: DictConfig) -> dict:

@@ -25,6 +25,8 @@ Methods
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import cv2
@@ -64,19 +66,19 @@ def has_tvl1() -> bool:
     return _tvl1_factory() is not None
 
 
-_TVL1 = None
+_TVL1 = threading.local()
 
 
 def tvl1(prev_gray: np.ndarray, next_gray: np.ndarray) -> np.ndarray:
     """Dual TV-L1 flow (OpenCV contrib defaults: tau 0.25, lambda 0.15, theta 0.3, 5 scales,
-    5 warps, epsilon 0.01) -> (H, W, 2) float32. One solver per process (not thread-safe)."""
-    global _TVL1
+    5 warps, epsilon 0.01) -> (H, W, 2) float32. One solver per thread (a solver is not
+    thread-safe)."""
     factory = _tvl1_factory()
     if factory is None:
         raise RuntimeError(f"TV-L1 optical flow needs OpenCV contrib (cv2.optflow): {CONTRIB_HINT}")
-    if _TVL1 is None:
-        _TVL1 = factory()
-    flow = _TVL1.calc(to_gray(prev_gray), to_gray(next_gray), None)
+    if getattr(_TVL1, "solver", None) is None:
+        _TVL1.solver = factory()
+    flow = _TVL1.solver.calc(to_gray(prev_gray), to_gray(next_gray), None)
     return flow.astype(np.float32, copy=False)
 
 
@@ -104,12 +106,34 @@ class FlowStream:
     (T, H, W, 3) RGB or (T, H, W) gray uint8 clip returns (T, H, W, 2) float32, flow t being
     frame t-1 -> frame t, where frame -1 is the last frame of the previous clip. On the first
     clip of a video (or after :meth:`reset`) flow 0 repeats flow 1 (zeros for a 1-frame clip).
-    Feed the clips in decoding order; call :meth:`reset` between videos."""
+    Feed the clips in decoding order; call :meth:`reset` between videos.
 
-    def __init__(self, method: str = "farneback", prev_frame: np.ndarray | None = None):
+    ``workers > 1`` computes a clip's frame pairs on that many threads (OpenCV releases the GIL
+    while it computes flow): the flow of one 320x240 clip is ~0.35 s of one core, far slower
+    than a GPU network, so on a GPU machine the spare cores must share it. Same result as one
+    worker; call :meth:`close` (or use ``with``) to stop the threads."""
+
+    def __init__(self, method: str = "farneback", prev_frame: np.ndarray | None = None,
+                 workers: int = 1):
         self.method = resolve_method(method)
         self._fn = flow_method(self.method)
         self._prev = None if prev_frame is None else to_gray(prev_frame)
+        if int(workers) < 1:
+            raise ValueError(f"flow workers must be >= 1, found {workers}")
+        self.workers = int(workers)
+        self._pool = (ThreadPoolExecutor(self.workers, thread_name_prefix="vad-flow")
+                      if self.workers > 1 else None)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __enter__(self) -> "FlowStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def reset(self) -> None:
         self._prev = None
@@ -124,11 +148,18 @@ class FlowStream:
             raise ValueError(f"frame size changed from {self._prev.shape} to {(height, width)}; "
                              "call reset() between videos")
         flows = np.zeros((len(grays), height, width, 2), dtype=np.float32)
-        previous = self._prev
-        for t, gray in enumerate(grays):
-            if previous is not None:
-                flows[t] = self._fn(previous, gray)
-            previous = gray
+        pairs = [(t, prev, gray) for t, (prev, gray) in enumerate(zip([self._prev] + grays[:-1], grays))
+                 if prev is not None]
+
+        def one(pair):
+            t, prev, gray = pair
+            flows[t] = self._fn(prev, gray)
+
+        if self._pool is not None:
+            list(self._pool.map(one, pairs))
+        else:
+            for pair in pairs:
+                one(pair)
         if self._prev is None and len(grays) > 1:
             flows[0] = flows[1]
         self._prev = grays[-1]

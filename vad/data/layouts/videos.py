@@ -40,6 +40,7 @@ Streams: RGB through C3D (Sports-1M) or the RGB I3D; FLOW through C3D on rendere
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 from pathlib import Path
@@ -114,6 +115,17 @@ def _device(name: str):
     return torch.device(name)
 
 
+def _flow_workers(value, device) -> int:
+    """Threads computing optical flow: ``"auto"`` -> 1 when the network runs on the CPU (it
+    uses every core already), else every core but the one decoding."""
+    if str(value) == "auto":
+        return 1 if device.type == "cpu" else max(1, (os.cpu_count() or 2) - 1)
+    workers = int(value)
+    if workers < 1:
+        raise ValueError(f"flow_workers={value}: expected auto or an integer >= 1")
+    return workers
+
+
 class VideoLayout(Layout):
     """Videos read through a C3D/I3D extractor (see the module doc)."""
 
@@ -124,7 +136,7 @@ class VideoLayout(Layout):
                  flow: str = "auto", movement: str | None = None, ten_crop: bool = False,
                  batch_size: int = 8, device: str = "auto", shard: int = 0, num_shards: int = 1,
                  size=None, queue_batches: int = 3, progress: bool = False,
-                 seed: int = 0):
+                 seed: int = 0, flow_workers="auto"):
         super().__init__(Path(root).expanduser())
         import torch
 
@@ -154,6 +166,7 @@ class VideoLayout(Layout):
         weights = dict(weights or {})
         self.weights = {"RGB": weights.get("rgb"), "FLOW": weights.get("flow")}
         self.device = _device(device)
+        self.flow_workers = _flow_workers(flow_workers, self.device)
         # Build (and load) the networks first: a missing weights file fails before any video.
         # Seeded, so weights=random gives the same network in every shard.
         torch.manual_seed(int(seed))
@@ -264,11 +277,15 @@ class VideoLayout(Layout):
 
         try:
             reader = ClipReader(path, size=self.size)
-            flows = FlowStream(self.flow_method) if self.flow_method else None
+            flows = FlowStream(self.flow_method, workers=self.flow_workers) if self.flow_method else None
             tracker = MovementTracker() if self.movement_method else None
-            for clip in reader:
-                if not put(self._prepare_clip(clip, flows, tracker)):
-                    return
+            try:
+                for clip in reader:
+                    if not put(self._prepare_clip(clip, flows, tracker)):
+                        return
+            finally:
+                if flows is not None:
+                    flows.close()
             info.update(frames=reader.frames, fps=reader.fps)
             put(_DONE)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
