@@ -43,6 +43,10 @@ def test_metrics_json_has_last_and_best(trained):
     assert on_disk["synthetic"] is True and "SYNTHETIC" in on_disk["data"]
     for key in ("auc", "ap", "far", "paired_auc", "auc_Explosion"):
         assert key in best and key in on_disk["last"]
+    timings = on_disk["timings_s"]
+    assert set(timings) == {"load", "setup", "fit", "test"} and min(timings.values()) >= 0
+    assert sum(timings.values()) <= on_disk["wall_time_s"] + 0.01
+    assert timings["fit"] > timings["setup"]  # 8 epochs of training vs building the module
 
 
 def test_run_folder_holds_every_artefact(trained):

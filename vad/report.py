@@ -29,7 +29,7 @@ import yaml
 from vad.io import save_figure, write_text
 
 # Keys that do not make a configuration (as hydra.job.config.override_dirname.exclude_keys).
-EXCLUDED_KEYS = ("seed", "ckpt_path", "trainer.enable_progress_bar")
+EXCLUDED_KEYS = ("seed", "ckpt_path", "trainer.enable_progress_bar", "threads")
 # (column, label, where in metrics.json, decimals)
 METRICS = (("auc", "AUC", ("best", "auc"), 4),
            ("ap", "AP", ("best", "ap"), 4),

@@ -1,0 +1,136 @@
+"""The capstone sweep (5 models) on full-size synthetic UCF-Crime read from feature stores:
+wall time with Hydra's basic launcher (one job after another) versus the joblib launcher, and
+each job's overhead (start-up, data loading from the store, set-up) against its training time.
+
+    .venv/bin/python experiments/bench/bench_sweep.py [--epochs 75] [--n-jobs 2] [--work DIR]
+
+The two stores (C3D RGB+FLOW and I3D RGB, with movement values) are written once from the
+synthetic data through ``vad.data.store.write``, as ``vad.prepare`` writes real features, and
+reused from ``--work``. Both sweeps run as real CLI processes, one after the other, so their
+ratio is measured under the same conditions. Per job, ``metrics.json``'s ``timings_s`` split
+``train()`` into load / setup / fit / test; what the sweep's wall time holds beyond the jobs'
+``train()`` (interpreter, imports, Hydra, the launcher) is shared out as start-up per job.
+Target: start-up + load + setup < 10% of fit, at the default 75 epochs (fewer epochs make the
+ratio larger: the overhead is per job, the fit time per epoch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from omegaconf import OmegaConf  # noqa: E402
+
+from vad.data import store, synthetic  # noqa: E402
+from vad.data.layouts.base import Entry, Layout  # noqa: E402
+
+STORES = {"C3D": ("RGB", "FLOW"), "I3D": ("RGB",)}
+
+
+class SyntheticLayout(Layout):
+    """The synthetic 32-segment features of one extractor as a layout ``store.write`` reads."""
+
+    name, kind = "synthetic", "segments"
+
+    def __init__(self, extractor: str, streams: tuple[str, ...], cache_dir: Path):
+        super().__init__(cache_dir)
+        dim = {"C3D": 4096, "I3D": 1024}[extractor]
+        cfg = OmegaConf.create({"seed": 0, "fraction": 1.0, "cache_dir": str(cache_dir)})
+        self.splits = synthetic.load(cfg, streams, extractor, dim)
+        self._streams, self.dim = streams, dim
+        self._rows = {}
+        for split in ("train", "test"):
+            for row, video in enumerate(getattr(self.splits, split).videos):
+                self._rows[(split, video.path)] = row
+
+    def entries(self) -> list[Entry]:
+        return [Entry(v, split) for split in ("train", "test") for v in getattr(self.splits, split).videos]
+
+    def streams(self) -> tuple[str, ...]:
+        return self._streams
+
+    def source(self, entry: Entry, stream: str) -> str:
+        return f"synthetic::{entry.video.path}::{stream}"
+
+    def _set(self, entry: Entry):
+        return getattr(self.splits, entry.split), self._rows[(entry.split, entry.video.path)]
+
+    def read(self, entry: Entry, stream: str) -> np.ndarray:
+        features, row = self._set(entry)
+        at = self._streams.index(stream) * self.dim
+        return features.features[row, :, at:at + self.dim].numpy()
+
+    def movement(self, entry: Entry) -> np.ndarray:
+        features, row = self._set(entry)
+        return features.movement[row].numpy()
+
+
+def make_stores(work: Path, cache: Path) -> None:
+    for extractor, streams in STORES.items():
+        out = work / f"{extractor}.h5"
+        if not out.exists():
+            started = time.perf_counter()
+            store.write(SyntheticLayout(extractor, streams, cache), out, progress=False)
+            print(f"store {out}: {out.stat().st_size / 2**20:.0f} MiB in {time.perf_counter() - started:.0f} s")
+
+
+def sweep(work: Path, name: str, epochs: int, launcher: list[str]) -> dict:
+    folder = work / name
+    cmd = [sys.executable, "-m", "vad.train", "-m", "experiment=capstone", "data=store",
+           f"data.path={work}/${{extractor.name}}.h5", f"trainer.max_epochs={epochs}",
+           "logger=none", "trainer.enable_progress_bar=false", f"hydra.sweep.dir={folder}",
+           "hydra.sweep.subdir=${hydra.job.num}", *launcher]  # data.path holds "/": no names
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{name} sweep failed:\n{proc.stderr[-3000:]}")
+    jobs = [json.loads(p.read_text()) for p in sorted(folder.glob("*/metrics.json"))]
+    if len(jobs) != 5:
+        raise SystemExit(f"{name}: expected 5 jobs, found {len(jobs)} in {folder}")
+    t = {k: np.array([j["timings_s"][k] for j in jobs]) for k in ("load", "setup", "fit", "test")}
+    inside = float(sum(j["wall_time_s"] for j in jobs))
+    n_parallel = int(launcher[-1].split("=")[1]) if launcher else 1
+    # Wall time beyond the jobs' train() calls, in job-seconds: interpreter, imports, Hydra, launcher.
+    startup = max(0.0, (wall * n_parallel - inside) / len(jobs))
+    overhead = startup + t["load"] + t["setup"]
+    return {"sweep": name, "wall_s": round(wall, 1), "startup_per_job_s": round(startup, 2),
+            "load_s": t["load"].round(2).tolist(), "setup_s": t["setup"].round(2).tolist(),
+            "fit_s": t["fit"].round(1).tolist(), "test_s": t["test"].round(2).tolist(),
+            "overhead_over_fit": (overhead / t["fit"]).round(3).tolist(),
+            "max_overhead_over_fit": round(float((overhead / t["fit"]).max()), 3),
+            "auc": [round(j["best"]["auc"], 4) for j in jobs]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epochs", type=int, default=75)
+    parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/vad_bench_sweep"))
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    cache = Path(os.environ.get("VAD_CACHE_DIR", "~/.cache/vad")).expanduser()
+    make_stores(args.work, cache)
+    stamp = time.strftime("%H%M%S")
+    basic = sweep(args.work, f"basic-{stamp}", args.epochs, [])
+    joblib = sweep(args.work, f"joblib-{stamp}", args.epochs,
+                   ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={args.n_jobs}"])
+    for row in (basic, joblib):
+        print(json.dumps(row))
+    print(f"epochs {args.epochs}, cpus {os.cpu_count()}: joblib/basic wall ratio "
+          f"{joblib['wall_s'] / basic['wall_s']:.3f}; worst per-job overhead/fit: basic "
+          f"{basic['max_overhead_over_fit']:.3f}, joblib {joblib['max_overhead_over_fit']:.3f} (target < 0.10)")
+
+
+if __name__ == "__main__":
+    main()
