@@ -50,6 +50,19 @@ def compose_cfg(cache_dir, tmp_path):
     GlobalHydra.instance().clear()
 
 
+def hydra_compose(overrides: list[str], config_name: str = "train", conf_dir: Path = CONF) -> DictConfig:
+    """The composed config with its hydra node (sweeper, launcher); HydraConfig is set so that
+    ``${hydra:...}`` interpolations resolve."""
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(str(conf_dir), version_base="1.3"):
+            cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
+    finally:
+        GlobalHydra.instance().clear()
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
 def run_cli(args: list[str], cwd: Path, env_cache: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     """Run ``python <args>`` in ``cwd`` with the session cache; return the completed process."""
     env = dict(os.environ, VAD_CACHE_DIR=str(env_cache), PYTHONUNBUFFERED="1")

@@ -7,10 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 
-from tests.conftest import CONF, ROOT, run_cli
+from tests.conftest import CONF, ROOT, hydra_compose, run_cli
 from vad.config import input_dim, validate
 
 VARIANTS = {"c3d_rgb": ("C3D", "RGB", "none"), "c3d_flow": ("C3D", "FLOW", "none"),
@@ -18,18 +16,8 @@ VARIANTS = {"c3d_rgb": ("C3D", "RGB", "none"), "c3d_flow": ("C3D", "FLOW", "none
             "i3d_rgb_movement": ("I3D", "RGB", "lk")}
 
 
-def hydra_cfg(overrides: list[str]):
-    """The composed config with its hydra node (sweeper params live there)."""
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(str(CONF), version_base="1.3"):
-            return compose("train", overrides=overrides, return_hydra_config=True)
-    finally:
-        GlobalHydra.instance().clear()
-
-
 def sweep(overrides: list[str]) -> dict[str, list[str]]:
-    params = hydra_cfg(overrides).hydra.sweeper.params or {}
+    params = hydra_compose(overrides).hydra.sweeper.params or {}
     return {k: str(v).split(",") for k, v in params.items()}
 
 

@@ -13,9 +13,6 @@ from pathlib import Path
 import joblib
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException
 from hydra.utils import get_class
@@ -27,7 +24,7 @@ from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQu
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher, SlurmLauncher
 from omegaconf import OmegaConf
 
-from tests.conftest import CONF, ROOT, run_cli
+from tests.conftest import CONF, ROOT, hydra_compose, run_cli
 from vad.train import set_threads
 
 LAUNCHERS = {"joblib": (JobLibLauncherConf, JoblibLauncher),
@@ -36,18 +33,6 @@ LAUNCHERS = {"joblib": (JobLibLauncherConf, JoblibLauncher),
              "ray": (RayLauncherConf, RayLauncher)}
 TINY = ["modality=RGB,FLOW", "data.fraction=0.05", "data.batch_size=5", "trainer.max_epochs=1",
         "logger=none", "trainer.enable_progress_bar=false"]
-
-
-def hydra_compose(overrides: list[str], config_name: str = "train", conf_dir: Path = CONF):
-    """The composed config with its hydra node; HydraConfig set so ``${hydra:...}`` resolves."""
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(str(conf_dir), version_base="1.3"):
-            cfg = compose(config_name, overrides=overrides, return_hydra_config=True)
-    finally:
-        GlobalHydra.instance().clear()
-    HydraConfig.instance().set_config(cfg)
-    return cfg
 
 
 def name_of(cls: type) -> str:

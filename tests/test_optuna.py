@@ -7,30 +7,18 @@ import json
 import math
 
 import yaml
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
 from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, LogUniformDistribution, UniformDistribution
 
-from tests.conftest import CONF, ROOT, run_cli
+from tests.conftest import ROOT, hydra_compose, run_cli
 from vad.config import validate
 
 OPTUNA_SWEEPER = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
 
 
-def hydra_cfg(overrides: list[str]):
-    """The composed config with its hydra node (the sweeper lives there)."""
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(str(CONF), version_base="1.3"):
-            return compose("train", overrides=overrides, return_hydra_config=True)
-    finally:
-        GlobalHydra.instance().clear()
-
-
 def test_optuna_search_composes_over_existing_keys(compose_cfg):
-    cfg = hydra_cfg(["hparams_search=optuna"])
+    cfg = hydra_compose(["hparams_search=optuna"])
     sweeper = cfg.hydra.sweeper
     assert sweeper._target_ == OPTUNA_SWEEPER
     assert sweeper.direction == "maximize"
@@ -62,7 +50,7 @@ def test_optuna_search_composes_over_existing_keys(compose_cfg):
         assert train_cfg.data.batch_size in space["data.batch_size"].choices
 
     # Without the search, the default sweeper and folder names are unchanged.
-    plain = hydra_cfg([])
+    plain = hydra_compose([])
     assert plain.hydra.sweeper._target_ != OPTUNA_SWEEPER
     assert "override_dirname" in OmegaConf.to_container(plain.hydra.sweep)["subdir"]
 

@@ -120,7 +120,7 @@ def test_scalars_over_http_equal_the_event_files(server, sweep, jobs, tag):
         query = urllib.parse.urlencode({"run": run, "tag": tag})
         url = f"{base}/data/plugin/scalars/scalars?{query}"
 
-        def complete():  # the server may still be reading the run's later event files
+        def complete(url=url, run=run, expected=expected):  # the server may still be reading the run's later event files
             series = fetch(url) if tag in fetch(f"{base}/data/plugin/scalars/tags")[run] else []
             return series if len(series) >= len(expected) else None
         served = poll(complete, proc, log_path, f"{tag} of {run}")
