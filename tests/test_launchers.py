@@ -25,6 +25,7 @@ from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLaunche
 from omegaconf import OmegaConf
 
 from tests.conftest import CONF, ROOT, hydra_compose, run_cli
+from vad.config import validate
 from vad.train import set_threads
 
 LAUNCHERS = {"joblib": (JobLibLauncherConf, JoblibLauncher),
@@ -72,7 +73,7 @@ def test_launcher_values_and_threads():
     assert hydra_compose([]).threads is None  # the basic launcher: torch's default
 
 
-def test_set_threads_checks_and_applies():
+def test_set_threads_applies_and_validate_checks(compose_cfg):
     before = torch.get_num_threads()
     try:
         set_threads(1)
@@ -81,9 +82,9 @@ def test_set_threads_checks_and_applies():
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
-    for bad in (0, -2, "two", 1.5, True):
+    for bad in ("0", "-2", "two", "1.5", "true"):
         with pytest.raises(ValueError, match="threads="):
-            set_threads(bad)
+            validate(compose_cfg([f"threads={bad}"]))
 
 
 def test_misspelt_or_mistyped_launcher_keys_are_rejected(tmp_path):

@@ -40,6 +40,9 @@ def validate(cfg: DictConfig) -> None:
     elif cfg.eval.protocol == "snippets" and cfg.movement.at_test:
         problems.append("movement.at_test=true needs eval.protocol=segments (movement values are "
                         "per segment)")
+    threads = cfg.get("threads")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        problems.append(f"threads={threads!r}: expected null or an integer >= 1")
     if int(cfg.trainer.max_epochs) < 1:
         problems.append(f"trainer.max_epochs={cfg.trainer.max_epochs}: expected >= 1")
     if cfg.scheduler and "milestones" in cfg.scheduler:

@@ -88,11 +88,9 @@ def build(cfg: DictConfig, splits: Splits) -> tuple[MILModule, MILDataModule]:
 
 
 def set_threads(threads) -> None:
-    """``threads``: torch's intra-op threads for this run; null keeps torch's default."""
+    """``threads``: torch's intra-op threads for this run (checked by ``validate``); null keeps
+    torch's default."""
     if threads is not None:
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-            raise ValueError(f"invalid configuration:\n  - threads={threads!r}: expected null or an "
-                             "integer >= 1")
         torch.set_num_threads(threads)
     log.info("torch threads: %d", torch.get_num_threads())
 
