@@ -148,8 +148,7 @@ class SweepProgress(Callback):
 
     # The launching process keeps its state; workers only need the class.
     def __getstate__(self) -> dict:
-        return {"_job_started": None, "_sweep_dir": None, "_hydra_logging": None, "_verbose": None,
-                "_pending": False}
+        return type(self)().__dict__  # a fresh callback's state, not a second list of the fields
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir)).absolute()
