@@ -13,9 +13,9 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from tests.conftest import CONF, run_cli
+from vad.constants import N_SEGMENTS
 from vad.data import store
 from vad.data.layouts.seed_npy import SeedNpy
-from vad.data.pooling import N_SEGMENTS
 from vad.data.reading import SHOWN, load_layout, read_layout
 from vad.data.ucf_crime import catalogue
 

@@ -7,8 +7,8 @@ import torch
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from vad.config import input_dim, validate
 from tests.conftest import CONF
+from vad.config import input_dim, validate
 
 
 def options(group: str) -> list[str]:

@@ -15,9 +15,19 @@ import numpy as np
 import pytest
 import torch
 
-from vad.extractors import (C3D, C3D_MEAN_BGR, InceptionI3d, build_extractor, load_weights,
-                            preprocess_c3d, preprocess_c3d_batch, preprocess_i3d_flow, preprocess_i3d_rgb,
-                            split_clips, ten_crop)
+from vad.extractors import (
+    C3D,
+    C3D_MEAN_BGR,
+    InceptionI3d,
+    build_extractor,
+    load_weights,
+    preprocess_c3d,
+    preprocess_c3d_batch,
+    preprocess_i3d_flow,
+    preprocess_i3d_rgb,
+    split_clips,
+    ten_crop,
+)
 
 KEY_FILE = Path(__file__).parent / "data" / "extractor_weight_keys.txt"
 

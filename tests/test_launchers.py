@@ -21,7 +21,10 @@ from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
 from hydra_plugins.hydra_ray_launcher._config import RayLauncherConf
 from hydra_plugins.hydra_ray_launcher.ray_launcher import RayLauncher
 from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
-from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher, SlurmLauncher
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import (
+    LocalLauncher,
+    SlurmLauncher,
+)
 from omegaconf import OmegaConf
 
 from tests.conftest import CONF, ROOT, hydra_compose, run_cli

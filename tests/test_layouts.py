@@ -12,17 +12,17 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from tests.conftest import CONF
+from vad.constants import N_SEGMENTS, NORMAL
 from vad.data.convert import to_segments
-from vad.data.layouts.base import Entry
 from vad.data.layouts.capstone_h5 import CapstoneH5
 from vad.data.layouts.percrop_npy import PercropNpy
 from vad.data.layouts.registry import LAYOUTS, open_layout
 from vad.data.layouts.seed_npy import SeedNpy
 from vad.data.layouts.sultani_txt import SultaniTxt, official_entries
 from vad.data.layouts.tencrop_npy import TencropNpy
-from vad.data.pooling import N_SEGMENTS
-from vad.data.ucf_crime import NORMAL, catalogue, shipped
-from tests.conftest import CONF
+from vad.data.ucf_crime import catalogue, shipped
+from vad.types import Entry
 
 DIM = 8
 CROPS = 10

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from vad.data.ucf_crime import NORMAL, Video, catalogue
+from vad.constants import NORMAL
+from vad.data.ucf_crime import catalogue
 from vad.metrics import (
     FrameTruth,
     false_alarm_rate,
@@ -18,6 +19,7 @@ from vad.metrics import (
     weighted_ap,
     weighted_auc,
 )
+from vad.types import Video
 
 
 # ---------------------------------------------------------------- reference expansion (seed loop)

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
+from vad.constants import N_SEGMENTS
 from vad.data import load_splits
 from vad.data.layouts.seed_npy import LISTS, list_file
-from vad.data.pooling import N_SEGMENTS
 from vad.data.ucf_crime import read_list, read_v2_test_lists, shipped
 from vad.metrics import FrameTruth
 from vad.train import load_data, train

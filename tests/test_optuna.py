@@ -9,7 +9,11 @@ import math
 import yaml
 from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
 from omegaconf import OmegaConf
-from optuna.distributions import CategoricalDistribution, LogUniformDistribution, UniformDistribution
+from optuna.distributions import (
+    CategoricalDistribution,
+    LogUniformDistribution,
+    UniformDistribution,
+)
 
 from tests.conftest import ROOT, hydra_compose, run_cli
 from vad.config import validate

@@ -1,4 +1,4 @@
-"""Sultani segment pooling (vad.data.pooling) against a plain loop."""
+"""Sultani segment pooling (vad.pooling) against a plain loop."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vad.data.pooling import pool_segments, segment_bounds
+from vad.pooling import pool_segments, segment_bounds
 
 SIZES = [1, 3, 16, 31, 32, 33, 100, 1000]
 SAMPLE = Path(__file__).parent / "data" / "sultani_c3d_samples" / "Explosion008_x264.txt"

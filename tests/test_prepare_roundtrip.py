@@ -15,11 +15,12 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
 from tests.conftest import ROOT, make_cfg, run_cli
+from vad.constants import N_SEGMENTS
 from vad.data import load_splits, store
 from vad.data.convert import to_segments
-from vad.data.pooling import N_SEGMENTS
-from vad.data.ucf_crime import Video, catalogue
+from vad.data.ucf_crime import catalogue
 from vad.prepare import prepare
+from vad.types import Video
 
 DIM = 16
 CROPS = 10

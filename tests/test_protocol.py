@@ -8,9 +8,10 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from tests.conftest import SMALL
 from vad.config import validate
-from vad.data.ucf_crime import Video, catalogue
+from vad.data.ucf_crime import catalogue
 from vad.metrics import FrameTruth, frame_metrics
 from vad.train import train
+from vad.types import Video
 
 
 def expand(videos, counts, scores):

@@ -9,15 +9,16 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from conftest import ROOT, run_cli
 from omegaconf import OmegaConf
 
-from conftest import ROOT, run_cli
+from vad.constants import N_SEGMENTS
 from vad.data import store
 from vad.data.convert import to_segments
-from vad.data.layouts.base import Entry, Layout
-from vad.data.pooling import N_SEGMENTS
-from vad.data.ucf_crime import Video, catalogue, shipped
+from vad.data.layouts.base import Layout
+from vad.data.ucf_crime import catalogue, shipped
 from vad.prepare import prepare
+from vad.types import Entry, Video
 
 DIM = 8
 CROPS = 3

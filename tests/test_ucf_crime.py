@@ -6,16 +6,15 @@ from collections import Counter
 
 import pytest
 
+from vad.constants import CLASSES, NORMAL
 from vad.data.ucf_crime import (
-    CLASSES,
-    NORMAL,
-    Video,
     catalogue,
     class_of,
     read_test_annotation,
     read_v2_test_lists,
     shipped,
 )
+from vad.types import Video
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,36 @@ import pickle
 import numpy as np
 import pytest
 
-from tests.videos import moving_square, noise, scene_cut, static_scene, translating_pattern, write_video
-from vad.data.pooling import N_SEGMENTS
-from vad.video import (EMPTY, TOO_SHORT, UNREADABLE, ClipReader, FlowStream, MovementTracker, VideoError,
-                       clip_flow, farneback, flow_method, has_tvl1, iter_clips, movement_per_clip,
-                       movement_segments, probe, render_denseflow, resolve_method, scale_flow_i3d, tvl1)
+from tests.videos import (
+    moving_square,
+    noise,
+    scene_cut,
+    static_scene,
+    translating_pattern,
+    write_video,
+)
+from vad.constants import N_SEGMENTS
+from vad.video import (
+    EMPTY,
+    TOO_SHORT,
+    UNREADABLE,
+    ClipReader,
+    FlowStream,
+    MovementTracker,
+    VideoError,
+    clip_flow,
+    farneback,
+    flow_method,
+    has_tvl1,
+    iter_clips,
+    movement_per_clip,
+    movement_segments,
+    probe,
+    render_denseflow,
+    resolve_method,
+    scale_flow_i3d,
+    tvl1,
+)
 
 H, W = 120, 160
 

@@ -10,6 +10,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from vad.cli import user_errors
 from vad.data.layouts.registry import open_layout
 from vad.data.reading import Report, read_layout
 
@@ -25,6 +26,7 @@ def check(cfg: DictConfig) -> Report:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="check")
+@user_errors
 def main(cfg: DictConfig) -> None:
     report = check(cfg)
     print(report.format())

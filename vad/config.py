@@ -6,11 +6,9 @@ import logging
 
 from omegaconf import DictConfig
 
-from vad.losses.mil_ranking import PAIRINGS
+from vad.constants import PAIRINGS, VAL_SOURCES
 
 log = logging.getLogger(__name__)
-
-VAL_SOURCES = ("test", "train_holdout")
 
 
 def input_dim(cfg: DictConfig) -> int:

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from vad.data.features import FeatureSet, Splits
 from vad.metrics import FrameTruth
-from vad.movement import movement_change
+from vad.movement_term import movement_change
 
 
 class Rows(Dataset):

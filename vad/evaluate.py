@@ -11,6 +11,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from vad.cli import user_errors
 from vad.config import input_dim
 from vad.datamodule import MILDataModule
 from vad.io import write_json
@@ -77,6 +78,7 @@ def evaluate(cfg: DictConfig, overridden: set[str] = frozenset()) -> dict:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@user_errors
 def main(cfg: DictConfig) -> float:
     return evaluate(cfg, overridden_groups(list(HydraConfig.get().overrides.task)))["metrics"]["auc"]
 

@@ -23,6 +23,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from vad.cli import user_errors
+
 log = logging.getLogger(__name__)
 
 
@@ -86,6 +88,7 @@ def extract(cfg: DictConfig) -> dict:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="extract")
+@user_errors
 def main(cfg: DictConfig) -> None:
     from vad.io import write_json
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vad.data.pooling import CLIP_FRAMES, N_SEGMENTS, segment_bounds
-from vad.data.ucf_crime import NORMAL, Video
+from vad.constants import CLIP_FRAMES, N_SEGMENTS, NORMAL
+from vad.pooling import segment_bounds
+from vad.types import Video
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
-from vad.data.ucf_crime import Video  # noqa: E402
 from vad.io import save_figure, write_npz  # noqa: E402
 from vad.metrics import FrameTruth  # noqa: E402
+from vad.types import Video  # noqa: E402
 
 
 def roc_points(scores: np.ndarray, truth: FrameTruth) -> tuple[np.ndarray, np.ndarray]:

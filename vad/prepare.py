@@ -24,6 +24,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from vad.cli import user_errors
 from vad.data import store
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,9 @@ def _open_layout(data_cfg):
     if data_cfg.name in NOT_LAYOUTS:
         raise ValueError(f"data={data_cfg.name} is not a feature layout to prepare: pick the layout "
                          "of the downloaded features (e.g. data=ucf_crime_npy) with data.root=PATH")
-    from vad.data.layouts.registry import open_layout  # lazy: the readers load on demand
+    from vad.data.layouts.registry import (
+        open_layout,  # lazy: the readers load on demand
+    )
 
     return open_layout(data_cfg)
 
@@ -67,6 +70,7 @@ def prepare(cfg: DictConfig, layout=None) -> dict:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="prepare")
+@user_errors
 def main(cfg: DictConfig) -> None:
     from vad.io import write_json
 

@@ -274,7 +274,7 @@ def load_curve(run_dir: Path) -> Curve | None:
 def load_paper_curves() -> list[Curve]:
     """The ROC curves published with Sultani et al. (CVPR 2018): MATLAB v5 files, X = FPR,
     Y = TPR, AUC."""
-    from scipy.io import loadmat  # scikit-learn's dependency; only needed here
+    from scipy.io import loadmat  # only needed here
 
     folder = resources.files("vad.resources") / "ucf_crime" / "paper_results"
     curves = []

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
+from vad.cli import user_errors
 from vad.config import check_dim, input_dim, validate
 from vad.data import load_splits
 from vad.data.features import Splits
@@ -168,6 +169,7 @@ def train(cfg: DictConfig) -> dict:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@user_errors
 def main(cfg: DictConfig) -> float:
     return train(cfg)["best"]["auc"]
 

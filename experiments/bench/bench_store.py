@@ -42,11 +42,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from vad.constants import N_SEGMENTS  # noqa: E402
 from vad.data import store  # noqa: E402
-from vad.data.layouts.base import Entry, Layout  # noqa: E402
-from vad.data.pooling import N_SEGMENTS  # noqa: E402
+from vad.data.layouts.base import Layout  # noqa: E402
 from vad.data.ucf_crime import catalogue  # noqa: E402
 from vad.io import write_json  # noqa: E402
+from vad.types import Entry
 
 N_VIDEOS = 1900
 CROPS = 10

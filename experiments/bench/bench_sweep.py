@@ -33,7 +33,8 @@ sys.path.insert(0, str(ROOT))
 from omegaconf import OmegaConf  # noqa: E402
 
 from vad.data import store, synthetic  # noqa: E402
-from vad.data.layouts.base import Entry, Layout  # noqa: E402
+from vad.data.layouts.base import Layout  # noqa: E402
+from vad.types import Entry
 
 STORES = {"C3D": ("RGB", "FLOW"), "I3D": ("RGB",)}
 

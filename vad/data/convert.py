@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from vad.data.pooling import N_SEGMENTS, pool_segments
-
-CROP_MODES = ("mean", "one", "all")
+from vad.constants import CROP_MODES, N_SEGMENTS
+from vad.pooling import pool_segments
 
 
 def to_segments(raw: np.ndarray, kind: str, crops: str = "mean", crop: int = 0) -> np.ndarray:

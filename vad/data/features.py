@@ -7,9 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vad.data.ucf_crime import Video
-
-STREAMS = ("RGB", "FLOW")
+from vad.types import Video
 
 
 @dataclass

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from vad.constants import N_SEGMENTS
 from vad.data.convert import to_segments, value_problems
 from vad.data.features import Splits, make_splits
-from vad.data.layouts.base import Entry, Layout
-from vad.data.pooling import N_SEGMENTS
+from vad.data.layouts.base import Layout
+from vad.types import Entry
 
 log = logging.getLogger(__name__)
 SHOWN = 5  # examples listed per problem

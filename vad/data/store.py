@@ -53,10 +53,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from vad.data.convert import CROP_MODES, to_segments, value_problems
-from vad.data.layouts.base import Entry, Layout
-from vad.data.pooling import N_SEGMENTS
-from vad.data.ucf_crime import Video
+from vad.constants import CROP_MODES, N_SEGMENTS
+from vad.data.convert import to_segments, value_problems
+from vad.data.layouts.base import Layout
+from vad.types import Entry, Video
 
 log = logging.getLogger(__name__)
 

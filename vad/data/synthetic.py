@@ -26,9 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vad.constants import CLASSES, CLIP_FRAMES, N_SEGMENTS
 from vad.data.features import FeatureSet, Splits, stack_streams
-from vad.data.pooling import CLIP_FRAMES, N_SEGMENTS, pool_segments
-from vad.data.ucf_crime import CLASSES, Video, catalogue
+from vad.data.ucf_crime import catalogue
+from vad.pooling import pool_segments
+from vad.types import Video
 
 log = logging.getLogger(__name__)
 

@@ -7,35 +7,12 @@ frame counts and classes come from one place.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-CLASSES = (
-    "Abuse", "Arrest", "Arson", "Assault", "Burglary", "Explosion", "Fighting",
-    "RoadAccidents", "Robbery", "Shooting", "Shoplifting", "Stealing", "Vandalism",
-)
-NORMAL = "Normal"
-
-
-@dataclass(frozen=True)
-class Video:
-    """One video: ``path`` as the lists write it, frame count and 1-based inclusive spans."""
-
-    path: str
-    cls: str
-    frames: int
-    spans: tuple[tuple[int, int], ...] = ()
-
-    @property
-    def name(self) -> str:
-        """File stem without extension, e.g. ``Arson022_x264``."""
-        return Path(self.path).name.split(".")[0]
-
-    @property
-    def label(self) -> int:
-        return int(self.cls != NORMAL)
+from vad.constants import CLASSES, NORMAL
+from vad.types import Video
 
 
 def shipped(name: str) -> Path:

@@ -21,13 +21,35 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from vad.extractors.c3d import (C3D, C3D_CLIP_LEN, C3D_CROP, C3D_MEAN_BGR, C3D_RESIZE, preprocess_c3d,
-                                preprocess_c3d_batch)
-from vad.extractors.i3d import (FLOW_BOUND, I3D_CLIP_LEN, I3D_CROP, I3D_SHORT_SIDE, InceptionI3d,
-                                center_crop, preprocess_i3d_flow, preprocess_i3d_rgb, resize_short_side,
-                                ten_crop)
-from vad.extractors.weights import (RANDOM, WEIGHT_SPECS, build_extractor, load_weights,
-                                    missing_weights_message, weight_kind)
+from vad.extractors.c3d import (
+    C3D,
+    C3D_CLIP_LEN,
+    C3D_CROP,
+    C3D_MEAN_BGR,
+    C3D_RESIZE,
+    preprocess_c3d,
+    preprocess_c3d_batch,
+)
+from vad.extractors.i3d import (
+    FLOW_BOUND,
+    I3D_CLIP_LEN,
+    I3D_CROP,
+    I3D_SHORT_SIDE,
+    InceptionI3d,
+    center_crop,
+    preprocess_i3d_flow,
+    preprocess_i3d_rgb,
+    resize_short_side,
+    ten_crop,
+)
+from vad.extractors.weights import (
+    RANDOM,
+    WEIGHT_SPECS,
+    build_extractor,
+    load_weights,
+    missing_weights_message,
+    weight_kind,
+)
 
 
 def split_clips(x: Tensor, clip_len: int = 16, pad_last: bool = False) -> Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-PAIRINGS = ("elementwise", "all")
+from vad.constants import PAIRINGS
 
 
 class MILRankingLoss(nn.Module):

@@ -10,12 +10,38 @@ One decoding pass can feed everything::
         movement = tracker.update(clip)                   # float, summed LK displacement
 """
 
-from vad.video.decode import (EMPTY, TOO_SHORT, UNREADABLE, ClipReader, VideoError, VideoInfo, iter_clips,
-                              probe, to_gray, too_short)
-from vad.video.flow import (FARNEBACK_PARAMS, FLOW_BOUND, FlowStream, clip_flow, farneback, flow_method,
-                            has_tvl1, render_denseflow, resolve_method, scale_flow_i3d, tvl1)
-from vad.video.movement import (FEATURE_PARAMS, LK_PARAMS, MovementTracker, movement_per_clip,
-                                movement_segments)
+from vad.video.decode import (
+                              EMPTY,
+                              TOO_SHORT,
+                              UNREADABLE,
+                              ClipReader,
+                              VideoError,
+                              VideoInfo,
+                              iter_clips,
+                              probe,
+                              to_gray,
+                              too_short,
+)
+from vad.video.flow import (
+                              FARNEBACK_PARAMS,
+                              FLOW_BOUND,
+                              FlowStream,
+                              clip_flow,
+                              farneback,
+                              flow_method,
+                              has_tvl1,
+                              render_denseflow,
+                              resolve_method,
+                              scale_flow_i3d,
+                              tvl1,
+)
+from vad.video.lk_movement import (
+                              FEATURE_PARAMS,
+                              LK_PARAMS,
+                              MovementTracker,
+                              movement_per_clip,
+                              movement_segments,
+)
 
 __all__ = [
     "EMPTY", "TOO_SHORT", "UNREADABLE", "ClipReader", "VideoError", "VideoInfo", "iter_clips", "probe",

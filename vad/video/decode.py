@@ -28,7 +28,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from vad.data.pooling import CLIP_FRAMES
+from vad.constants import CLIP_FRAMES
 
 UNREADABLE = "unreadable"
 EMPTY = "empty"

@@ -4,22 +4,11 @@ read any of them the same way, one video at a time (bounded memory)."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from vad.data.ucf_crime import Video
-
-SPLITS = ("train", "test")
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One video of a layout: its facts (class, frames, spans for test videos) and split."""
-
-    video: Video
-    split: str
+from vad.types import Entry
 
 
 class Layout(ABC):

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vad.data.layouts.base import Entry
 from vad.data.layouts.seed_npy import check_segments
 from vad.data.layouts.sultani_txt import OfficialSplitRGB
+from vad.types import Entry
 
 DATASETS = ("c3d_features", "i3d_rgb_features")
 

@@ -12,9 +12,16 @@ from pathlib import Path
 
 import numpy as np
 
-from vad.data.layouts.base import Entry, Layout
-from vad.data.pooling import N_SEGMENTS
-from vad.data.ucf_crime import Video, catalogue, class_of, read_list, read_v2_test_lists, shipped
+from vad.constants import N_SEGMENTS
+from vad.data.layouts.base import Layout
+from vad.data.ucf_crime import (
+    catalogue,
+    class_of,
+    read_list,
+    read_v2_test_lists,
+    shipped,
+)
+from vad.types import Entry, Video
 
 STREAM_DIRS = {"RGB": "all_rgbs", "FLOW": "all_flows"}
 LISTS = ("train_normal.txt", "train_anomaly.txt", "test_anomalyv2.txt", "test_normalv2.txt")

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from vad.data.layouts.base import Entry, Layout
+from vad.constants import N_SEGMENTS
+from vad.data.layouts.base import Layout
 from vad.data.layouts.seed_npy import check_segments
-from vad.data.pooling import N_SEGMENTS
-from vad.data.ucf_crime import Video, catalogue, class_of, read_test_annotation
+from vad.data.ucf_crime import catalogue, class_of, read_test_annotation
+from vad.types import Entry, Video
 
 
 def read_train_list(path: Path) -> list[Video]:

@@ -14,8 +14,9 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from vad.data.layouts.base import Entry, Layout
-from vad.data.ucf_crime import Video, catalogue, class_of, read_list, read_test_annotation
+from vad.data.layouts.base import Layout
+from vad.data.ucf_crime import catalogue, class_of, read_list, read_test_annotation
+from vad.types import Entry, Video
 
 SUFFIX = "_i3d.npy"
 

@@ -47,8 +47,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vad.data.layouts.base import Entry, Layout
-from vad.data.ucf_crime import CLASSES, NORMAL, Video, catalogue, class_of
+from vad.constants import CLASSES, NORMAL
+from vad.data.layouts.base import Layout
+from vad.data.ucf_crime import catalogue, class_of
+from vad.types import Entry, Video
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +246,11 @@ class VideoLayout(Layout):
 
     def _prepare_clip(self, clip, flows, tracker) -> dict:
         """Network inputs of one (16, H, W, 3) uint8 clip: {stream: (C, ch, 16, s, s) tensor}."""
-        from vad.extractors import preprocess_c3d, preprocess_i3d_flow, preprocess_i3d_rgb
+        from vad.extractors import (
+            preprocess_c3d,
+            preprocess_i3d_flow,
+            preprocess_i3d_rgb,
+        )
         from vad.video import render_denseflow
 
         out = {}
@@ -293,10 +299,10 @@ class VideoLayout(Layout):
 
     def extract_video(self, path, entry: Entry | None = None) -> dict:
         """Features of every stream, movement and facts of one video file (see the module doc)."""
+        import time
+
         from vad.data.store import SkipVideo
         from vad.video import VideoError, movement_segments
-
-        import time
 
         torch = self._torch
         started = time.perf_counter()

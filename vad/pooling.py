@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-N_SEGMENTS = 32
-CLIP_FRAMES = 16
+from vad.constants import N_SEGMENTS
 
 
 def segment_bounds(n_clips: int, n_segments: int = N_SEGMENTS) -> np.ndarray:

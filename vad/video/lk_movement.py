@@ -4,7 +4,7 @@ Per frame t: the good points of frame t-1 are tracked into frame t with pyramida
 points whose LK ``status`` is 1 are kept and the movement of frame t is the **sum of their
 displacement magnitudes** in pixels (frame 0 of a video: 0). Per clip: the sum over its 16
 frames (the first clip has 15 real values). Per video: 32 segment values by Sultani's pooling
-without normalisation; training uses ``k * |m_t / m_{t-1} - 1|`` (:mod:`vad.movement`).
+without normalisation; training uses ``k * |m_t / m_{t-1} - 1|`` (:mod:`vad.movement_term`).
 
 Parameters (the OpenCV LK tutorial's, which the capstone used):
 
@@ -27,7 +27,8 @@ from typing import Iterable
 import cv2
 import numpy as np
 
-from vad.data.pooling import CLIP_FRAMES, N_SEGMENTS, pool_segments
+from vad.constants import CLIP_FRAMES, N_SEGMENTS
+from vad.pooling import pool_segments
 from vad.video.decode import iter_clips, to_gray
 
 FEATURE_PARAMS = dict(maxCorners=100, qualityLevel=0.3, minDistance=7, blockSize=7)

@@ -1,4 +1,5 @@
-"""The capstone's "movement value" term added to segment scores."""
+"""The capstone's training-time movement term: the change of the Lucas-Kanade movement value
+(measured by :mod:`vad.video.lk_movement`) added to segment scores."""
 
 from __future__ import annotations
 

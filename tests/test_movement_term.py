@@ -1,11 +1,11 @@
-"""The capstone's movement-change term (vad.movement)."""
+"""The capstone's movement-change term (vad.movement_term)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from vad.movement import movement_change
+from vad.movement_term import movement_change
 
 
 def t(x):

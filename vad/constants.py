@@ -1,0 +1,18 @@
+"""Facts every layer shares (UCF-Crime's classes, the 16-frame clip, Sultani's 32 segments,
+the names of streams, splits and options), at the bottom of the import graph."""
+
+CLIP_FRAMES = 16
+N_SEGMENTS = 32
+
+CLASSES = (
+    "Abuse", "Arrest", "Arson", "Assault", "Burglary", "Explosion", "Fighting",
+    "RoadAccidents", "Robbery", "Shooting", "Shoplifting", "Stealing", "Vandalism",
+)
+NORMAL = "Normal"
+
+STREAMS = ("RGB", "FLOW")
+SPLITS = ("train", "test")
+VAL_SOURCES = ("test", "train_holdout")
+PROTOCOLS = ("segments", "snippets")
+CROP_MODES = ("mean", "one", "all")
+PAIRINGS = ("elementwise", "all")

@@ -1,0 +1,36 @@
+"""The records every layer passes around: a video with its ground truth, and a video of a
+layout with its split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from vad.constants import NORMAL
+
+
+@dataclass(frozen=True)
+class Video:
+    """One video: ``path`` as the lists write it, frame count and 1-based inclusive spans."""
+
+    path: str
+    cls: str
+    frames: int
+    spans: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def name(self) -> str:
+        """File stem without extension, e.g. ``Arson022_x264``."""
+        return Path(self.path).name.split(".")[0]
+
+    @property
+    def label(self) -> int:
+        return int(self.cls != NORMAL)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One video of a layout: its facts (class, frames, spans for test videos) and split."""
+
+    video: Video
+    split: str
