@@ -13,6 +13,8 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
+import shlex
 import sys
 from typing import Callable
 
@@ -61,3 +63,20 @@ def user_errors(task: Callable) -> Callable:
             fail(f"{err}\n(HYDRA_FULL_ERROR=1 shows the traceback)")
 
     return wrapper
+
+
+SAFE_VALUE = re.compile(r"[A-Za-z0-9_./:+@%,-]*[A-Za-z0-9_./:+@%-]")
+
+
+def override(key: str, value) -> str:
+    """``key=value`` as a user pastes it into a POSIX shell: a value with spaces, quotes or
+    non-ASCII characters is quoted for Hydra's override grammar and then for the shell."""
+    text = str(value)
+    if SAFE_VALUE.fullmatch(text) and "," not in text:
+        return f"{key}={text}"
+    # Hydra: inside single quotes, a quote and the backslashes right before it are escaped.
+    quoted = "'" + re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", text) + "'"
+    if text.endswith("\\"):
+        quoted = quoted[:-1] + re.search(r"\\*$", text).group(0) + "'"
+    arg = f"{key}={quoted}"
+    return f'"{arg}"' if not re.search(r'["$`\\!]', arg) else shlex.quote(arg)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
-import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from vad.checkpoint import read as read_checkpoint
 from vad.cli import user_errors
 from vad.config import input_dim
 from vad.datamodule import MILDataModule
@@ -32,13 +32,8 @@ def overridden_groups(overrides: list[str]) -> set[str]:
 def evaluate(cfg: DictConfig, overridden: set[str] = frozenset()) -> dict:
     """Score the test split with the checkpoint; write ``metrics.json`` and ``plots/``."""
     ckpt_path = Path(str(cfg.ckpt_path))
-    if not ckpt_path.is_file():
-        raise FileNotFoundError(f"ckpt_path={ckpt_path} does not exist; checkpoints are under "
-                                "<run folder>/checkpoints/ (best: epoch*-auc*.ckpt, last.ckpt)")
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    run = checkpoint.get("hyper_parameters", {}).get("run")
-    if run is None:
-        raise ValueError(f"{ckpt_path} was not written by vad.train (no hyper_parameters.run)")
+    checkpoint = read_checkpoint(ckpt_path)
+    run = checkpoint["hyper_parameters"]["run"]
     with open_dict(cfg):
         for group in FROM_CHECKPOINT:
             if group not in overridden:

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
+from vad.checkpoint import read as read_checkpoint
 from vad.cli import user_errors
 from vad.config import check_dim, input_dim, validate
 from vad.data import load_splits
@@ -113,7 +114,7 @@ def train(cfg: DictConfig) -> dict:
     splits = load_data(cfg)
     loaded = time.perf_counter()
     if cfg.ckpt_path:
-        resumed = torch.load(str(cfg.ckpt_path), map_location="cpu", weights_only=False)
+        resumed = read_checkpoint(cfg.ckpt_path)
         check_dim(int(resumed["hyper_parameters"]["input_dim"]), input_dim(cfg),
                   f"checkpoint {cfg.ckpt_path}", cfg)
     module, datamodule = build(cfg, splits)
