@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,9 +102,19 @@ def test_runs_are_reproducible(compose_cfg, tmp_path):
 
 
 def test_train_holdout_selects_on_training_videos(compose_cfg):
-    result = train(compose_cfg(SMALL + ["data.val_source=train_holdout", "logger=csv"]))
-    assert result["best"]["selection_metric"] == "holdout/video_auc"
-    assert np.isfinite(result["best"]["auc"])
+    """The best epoch is the first argmax of holdout/video_auc over the epochs metrics.csv
+    records, whatever test/auc did, and its checkpoint is that epoch's model."""
+    cfg = compose_cfg(SMALL + ["data.val_source=train_holdout", "logger=csv"])
+    result = train(cfg)
+    with open(Path(cfg.paths.output_dir) / "metrics.csv", newline="") as fh:
+        epochs = [row for row in csv.DictReader(fh) if row["holdout/video_auc"]]
+    assert [int(row["epoch"]) for row in epochs] == [0, 1, 2, 3]
+    holdout = np.array([float(row["holdout/video_auc"]) for row in epochs])
+    assert [float(row["val/auc"]) for row in epochs] == list(holdout)
+    best = result["best"]
+    assert best["selection_metric"] == "holdout/video_auc"
+    assert best["epoch"] == int(np.argmax(holdout))
+    assert best["auc"] == pytest.approx(float(epochs[best["epoch"]]["test/auc"]), abs=1e-6)
 
 
 def test_movement_lk_trains_and_changes_scores(compose_cfg):
