@@ -1,7 +1,7 @@
 """Read any layout into preloaded 32-segment features in one validating pass.
 
-Every problem a dataset can have is collected while reading (missing files, wrong shapes,
-NaN/Inf values, all-zero segments, duplicate list entries, train/test overlap, absent streams)
+Every problem a dataset can have is collected while reading (missing files, unreadable files
+(empty, truncated, another format), wrong shapes, NaN/Inf values, all-zero segments, duplicate list entries, train/test overlap, absent streams)
 into a :class:`Report`, so a user sees all of them at once, before any training starts.
 ``vad.check`` prints the same report without training.
 """
@@ -18,7 +18,7 @@ import numpy as np
 from vad.constants import N_SEGMENTS
 from vad.data.convert import to_segments, value_problems
 from vad.data.features import Splits, make_splits
-from vad.data.layouts.base import Layout
+from vad.data.layouts.base import Layout, UnreadableFile
 from vad.types import Entry
 
 log = logging.getLogger(__name__)
@@ -107,6 +107,9 @@ def read_layout(layout: Layout, streams: tuple[str, ...], dim: int | None, crops
                 raw = layout.read(entry, stream)
             except FileNotFoundError:
                 report.error("missing files", where)
+                continue
+            except UnreadableFile as err:
+                report.error("unreadable files", str(err))
                 continue
             except ValueError as err:
                 report.error("wrong shapes", str(err))
