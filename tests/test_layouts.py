@@ -547,7 +547,7 @@ def test_unreadable_capstone_file_is_refused_with_its_reason(world, tmp_path):
         assert str(info.value) == f"{path}: {reason}; {fix}"
         # Training's reading pass (data=capstone_h5) stops with the same message.
         with pytest.raises(ValueError) as info:
-            load_splits(OmegaConf.create({"name": "capstone_h5", "root": str(path), **{
+            load_splits(OmegaConf.create({"name": "capstone_h5", "root": str(path), "dedupe": False, **{
                 k: str(v) for k, v in world["official"].items()}}), ("RGB",), "I3D", DIM)
         assert str(info.value) == f"{path}: {reason}; {fix}"
 
@@ -570,6 +570,8 @@ def test_damaged_capstone_dataset_is_listed(tmp_path):
     assert str(info.value).startswith(f"{path}::Abuse/Abuse002_x264.mp4/c3d_features: cannot be read (h5py: ")
     assert str(info.value).endswith("; re-download or re-export the .h5 file, or set data.root to the "
                                     "capstone .h5 file")
+    report, _ = read_layout(layout, ("RGB",), 64, keep=False)  # the other official videos are missing
+    assert report.errors["unreadable files"] == [str(info.value)]
 
 
 def test_only_rgb(world):

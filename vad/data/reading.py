@@ -140,6 +140,14 @@ def read_layout(layout: Layout, streams: tuple[str, ...], dim: int | None, crops
                                f"{layout.name} features from {layout.root} ({'+'.join(streams)})")
 
 
+def read_options(data_cfg) -> dict:
+    """``read_layout``'s options from a layout's ``data`` config. ``crops`` and ``crop`` exist only
+    for the clip layouts (segment layouts have no crops: the defaults are never used there);
+    ``dedupe`` is a key of every layout's config."""
+    return {"crops": str(data_cfg.get("crops", "mean")), "crop": int(data_cfg.get("crop", 0)),
+            "dedupe": bool(data_cfg.dedupe)}
+
+
 def load_layout(layout: Layout, streams: tuple[str, ...], dim: int, **options) -> Splits:
     """``read_layout`` that raises one ``ValueError`` with the whole report on any error."""
     report, splits = read_layout(layout, streams, dim, **options)
