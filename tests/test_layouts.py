@@ -17,6 +17,7 @@ from vad.constants import N_SEGMENTS, NORMAL
 from vad.data import load_splits
 from vad.data.convert import to_segments
 from vad.data.layouts.base import UnreadableFile
+from vad.data.layouts.npy import load_npy
 from vad.data.layouts.capstone_h5 import CapstoneH5
 from vad.data.layouts.percrop_npy import PercropNpy
 from vad.data.layouts.registry import LAYOUTS, open_layout
@@ -411,6 +412,10 @@ def test_wrong_shapes_name_file_expected_and_found(world, tmp_path):
     with pytest.raises(ValueError) as info:
         layout.read(entry, "RGB")
     assert str(info.value).startswith(f"{file}:1: column 1: expected a float, found '0.0x0000'; ")
+    file.write_text(file.read_text().replace("0.0x0000", "1_0", 1))  # a float to Python, not to numpy
+    with pytest.raises(ValueError) as info:
+        layout.read(entry, "RGB")
+    assert str(info.value).startswith(f"{file}: could not convert string '1_0' to float64 at row 0, column 1; ")
     file.write_text("\n\n")
     with pytest.raises(ValueError, match="expected 32 rows of segment features.*found 0 rows"):
         layout.read(entry, "RGB")
@@ -494,6 +499,29 @@ def test_unreadable_tencrop_files(world, tmp_path):
         f"{text}: not a .npy array (starts with '1.0 2.0 3.0\\n'); {FIX}"]}
 
 
+def test_load_npy_reasons(tmp_path):
+    """The reasons not covered by the layouts' tests, on load_npy itself."""
+    rows = np.empty(3, dtype=object)
+    rows[:] = [np.zeros((CROPS, DIM))] * 3
+    pickled = tmp_path / "pickled.npy"
+    np.save(pickled, rows, allow_pickle=True)
+    pickled.write_bytes(pickled.read_bytes()[:-50])
+    folder = tmp_path / "folder.npy"
+    folder.mkdir()
+    strings = tmp_path / "strings.npy"
+    np.save(strings, np.array(["a", "b"]))
+    for path, start in ((pickled, f"{pickled}: truncated or corrupt pickled object array ("),
+                        (folder, f"{folder}: cannot be read (Is a directory); {FIX}"),
+                        (strings, f"{strings}: expected float features, found dtype <U1; re-export the "
+                                  "features as float32")):
+        with pytest.raises(UnreadableFile) as info:
+            load_npy(path)
+        assert str(info.value).startswith(start), str(info.value)
+        assert info.value.path == str(path)
+    with pytest.raises(FileNotFoundError):
+        load_npy(tmp_path / "absent.npy")
+
+
 def test_unreadable_percrop_file(world, tmp_path):
     root, official = _copy(world, "percrop", tmp_path)
     layout = PercropNpy(root, **official)
@@ -540,16 +568,22 @@ def test_unreadable_capstone_file_is_refused_with_its_reason(world, tmp_path):
     fix = "re-download or re-export the .h5 file, or set data.root to the capstone .h5 file"
     for content, reason in ((b"", "empty file (0 bytes)"),
                             (b"Abuse001 0.1 0.2\n", "not an HDF5 file (starts with 'Abuse001 0.1 0.2')"),
+                            (b"\x89HDF\r\n\x1a\n" + b"\x07" * 600, "a damaged HDF5 file (h5py: "),
                             (data[:-100], f"truncated: header says {len(data)} bytes, file has {len(data) - 100}")):
         path.write_bytes(content)
         with pytest.raises(ValueError) as info:
             CapstoneH5(path, **world["official"])
-        assert str(info.value) == f"{path}: {reason}; {fix}"
+        message = str(info.value)
+        assert message.startswith(f"{path}: {reason}") and message.endswith(f"; {fix}"), message
+        if reason.startswith("a damaged"):
+            assert "bad superblock" in message  # HDF5's own words
+        else:
+            assert message == f"{path}: {reason}; {fix}"
         # Training's reading pass (data=capstone_h5) stops with the same message.
         with pytest.raises(ValueError) as info:
             load_splits(OmegaConf.create({"name": "capstone_h5", "root": str(path), "dedupe": False, **{
                 k: str(v) for k, v in world["official"].items()}}), ("RGB",), "I3D", DIM)
-        assert str(info.value) == f"{path}: {reason}; {fix}"
+        assert str(info.value) == message
 
 
 def test_damaged_capstone_dataset_is_listed(tmp_path):
