@@ -3,7 +3,10 @@ training starts; ``python -m vad.check`` prints the same report; the store's val
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +15,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from tests.conftest import CONF, run_cli
+from tests.conftest import CONF, ROOT, run_cli
 from vad.constants import N_SEGMENTS
 from vad.data import store
 from vad.data.layouts.seed_npy import SeedNpy
@@ -157,8 +160,74 @@ def test_all_zero_segments_give_their_index(root):
     report = report_of(root)
     assert list(report.errors) == ["all-zero segments"]
     (detail,) = report.errors["all-zero segments"]
-    assert detail.startswith(f"{path}: segments [5, 17] are all zeros")
+    assert detail.startswith(f"{path}: segments 5, 17 (2 of 32) are all zeros")
     assert "ERROR all-zero segments: 1" in report.format()
+
+
+def test_all_zero_segments_are_all_named_or_counted(root):
+    few, many, every = file(root, 4), file(root, 5, "FLOW"), file(root, 6)
+    edit(few, lambda x: x.__setitem__(slice(3, 4), 0))
+    many_rows = [0, 3, 7, 8, 9, 12, 15, 20, 21, 26, 30, 31]
+    edit(many, lambda x: x.__setitem__(many_rows, 0))
+    edit(every, lambda x: x.__setitem__(slice(None), 0))
+    details = report_of(root).errors["all-zero segments"]
+    assert [d.split(" (a failed")[0] for d in details] == [
+        f"{few}: segment 3 (1 of 32) is all zeros",
+        f"{many}: segments 0, 3, 7, 8, 9, 12, 15, 20, ... (12 of 32) are all zeros",
+        f"{every}: all 32 segments are all zeros",
+    ]  # entry order
+
+
+# Unreadable files: each case with the reason the report must give (FIX appended).
+FIX = "; re-extract or re-download this file"
+
+
+def _break_files(root: Path) -> dict[Path, str]:
+    """Damage five files in five ways; return path -> the expected report line."""
+    empty, truncated, text, pickled, ragged = (file(root, 0), file(root, 3, "FLOW"), file(root, 8),
+                                               file(root, 10, "FLOW"), file(root, 12))
+    empty.write_bytes(b"")
+    data = truncated.read_bytes()
+    header = len(data) - N_SEGMENTS * DIM * 4  # the whole file minus its float32 data
+    truncated.write_bytes(data[:-1000])
+    text.write_text("hello world\n")
+    np.save(pickled, {"rgb": [1.0, 2.0]}, allow_pickle=True)
+    rows = np.empty(2, dtype=object)
+    rows[:] = [np.zeros(DIM), np.zeros(DIM - 1)]
+    np.save(ragged, rows, allow_pickle=True)
+    return {
+        empty: f"{empty}: empty file (0 bytes){FIX}",
+        truncated: f"{truncated}: truncated: header says (32, 1024) float32 = {N_SEGMENTS * DIM * 4} bytes, "
+                   f"file has {len(data) - 1000 - header}{FIX}",
+        text: f"{text}: not a .npy array (starts with 'hello world\\n'){FIX}",
+        pickled: f"{pickled}: a pickled dict, not an array of numbers{FIX}",
+        ragged: f"{ragged}: an object (pickled) array that is not a regular grid of floats",
+    }
+
+
+def _assert_unreadable(details: list[str], expected: dict[Path, str]) -> None:
+    assert len(details) == len(expected)
+    for detail, line in zip(details, expected.values()):
+        assert detail.startswith(line), (detail, line)
+
+
+def test_unreadable_files_are_listed_with_path_and_reason(root):
+    expected = _break_files(root)
+    edit(file(root, 2), lambda x: x.__setitem__((0, 0), np.nan))
+    report = report_of(root)
+    assert set(report.errors) == {"unreadable files", "NaN/Inf values"}  # the other problems too
+    _assert_unreadable(report.errors["unreadable files"], expected)
+    assert "ERROR unreadable files: 5" in report.format()
+
+
+def test_load_layout_raises_unreadable_files(root):
+    expected = _break_files(root)
+    with pytest.raises(ValueError) as info:
+        load_layout(SeedNpy(root), STREAMS, DIM)
+    message = str(info.value)
+    assert "ERROR unreadable files: 5" in message and "python -m vad.check" in message
+    listed = [ln[4:] for ln in message.splitlines() if ln.startswith("  - ")]
+    _assert_unreadable(listed, expected)
 
 
 def test_duplicate_entries_warned_and_kept_unless_dedupe(root):
@@ -275,17 +344,35 @@ def test_check_reads_the_config(root):
 def test_check_cli(root, tmp_path, cache_dir, template):
     edit(file(root, 2), lambda x: x.__setitem__((3, 3), np.nan))
     file(root, 8).unlink()
+    file(root, 5, "FLOW").write_bytes(b"")  # a 0-byte file once aborted the whole report
     proc = run_cli(["-m", "vad.check", "data=ucf_crime_npy", f"data.root={root}",
                     f"hydra.run.dir={tmp_path / 'bad'}"], cwd=tmp_path, env_cache=cache_dir, timeout=120)
     assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr + proc.stdout
     assert report_of(root).format() in proc.stdout
     assert "ERROR missing files: 1 of 28 files" in proc.stdout and "ERROR NaN/Inf values: 1" in proc.stdout
+    assert (f"ERROR unreadable files: 1\n  - {file(root, 5, 'FLOW')}: empty file (0 bytes); re-extract or "
+            "re-download this file") in proc.stdout
 
-    proc = run_cli(["-m", "vad.check", "data=ucf_crime_npy", f"data.root={template}", "modality=RGB",
-                    "extractor=I3D", f"hydra.run.dir={tmp_path / 'clean'}"], cwd=tmp_path, env_cache=cache_dir,
-                   timeout=120)
+    # The clean folder, with Python's import log: neither torch nor Lightning is imported.
+    proc = run_cli(["-X", "importtime", "-m", "vad.check", "data=ucf_crime_npy", f"data.root={template}",
+                    "modality=RGB", "extractor=I3D", f"hydra.run.dir={tmp_path / 'clean'}"], cwd=tmp_path,
+                   env_cache=cache_dir, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == f"ucf_crime_npy at {template}: 14 videos, 0 errors, 0 warnings"
+    imported = {ln.rsplit("|", 1)[-1].strip() for ln in proc.stderr.splitlines() if ln.startswith("import time:")}
+    assert {"numpy", "hydra", "vad.data.reading"} <= imported  # the log is there
+    assert not imported & {"torch", "pytorch_lightning", "lightning"}, sorted(imported)
+
+
+def test_check_imports_no_torch():
+    """Importing vad.check (and the layout readers it uses) loads neither torch nor Lightning."""
+    code = ("import sys, vad.check, vad.data.reading, vad.data.layouts.registry; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'pytorch_lightning', "
+            "'lightning')); assert not bad, bad; print('ok')")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
 
 
 # --- before training ------------------------------------------------------------------------

@@ -14,13 +14,17 @@ from omegaconf import OmegaConf
 
 from tests.conftest import CONF
 from vad.constants import N_SEGMENTS, NORMAL
+from vad.data import load_splits
 from vad.data.convert import to_segments
+from vad.data.layouts.base import UnreadableFile
+from vad.data.layouts.npy import load_npy
 from vad.data.layouts.capstone_h5 import CapstoneH5
 from vad.data.layouts.percrop_npy import PercropNpy
 from vad.data.layouts.registry import LAYOUTS, open_layout
 from vad.data.layouts.seed_npy import SeedNpy
 from vad.data.layouts.sultani_txt import SultaniTxt, official_entries
 from vad.data.layouts.tencrop_npy import TencropNpy
+from vad.data.reading import load_layout, read_layout
 from vad.data.ucf_crime import catalogue, shipped
 from vad.types import Entry
 
@@ -400,15 +404,19 @@ def test_wrong_shapes_name_file_expected_and_found(world, tmp_path):
         layout.read(entry, "RGB")
     np.savetxt(file, np.zeros((32, DIM)), fmt="%f")
     file.write_text(file.read_text().replace("0.000000\n", "0.000000 0.5\n", 1))
-    with pytest.raises(ValueError, match=f"{file}: expected 32 rows of the same number of whitespace-"
-                                         f"separated floats, found: the number of columns changed from "
-                                         f"{DIM + 1} to {DIM} at row 2; re-export"):
+    with pytest.raises(ValueError) as info:
         layout.read(entry, "RGB")
+    assert str(info.value).startswith(f"{file}:2: {DIM} values, line 1 has {DIM + 1}; a feature file holds "
+                                      "32 rows of whitespace-separated floats, all of the same length")
     file.write_text(file.read_text().replace(" 0.5", "", 1).replace("0.000000", "0.0x0000", 1))
-    with pytest.raises(ValueError, match="found: could not convert string '0.0x0000' to float64 at row 0, "
-                                         "column 1; re-export"):
+    with pytest.raises(ValueError) as info:
         layout.read(entry, "RGB")
-    file.write_text("")
+    assert str(info.value).startswith(f"{file}:1: column 1: expected a float, found '0.0x0000'; ")
+    file.write_text(file.read_text().replace("0.0x0000", "1_0", 1))  # a float to Python, not to numpy
+    with pytest.raises(ValueError) as info:
+        layout.read(entry, "RGB")
+    assert str(info.value).startswith(f"{file}: could not convert string '1_0' to float64 at row 0, column 1; ")
+    file.write_text("\n\n")
     with pytest.raises(ValueError, match="expected 32 rows of segment features.*found 0 rows"):
         layout.read(entry, "RGB")
 
@@ -456,8 +464,148 @@ def test_object_arrays_are_loaded(world, tmp_path):
     with pytest.raises(ValueError, match=f"{file}: an object \\(pickled\\) array that is not a regular grid"):
         layout.read(entry, "RGB")
     file.write_bytes(b"not an npy file")
-    with pytest.raises(ValueError, match=f"{file}: cannot be read as a .npy array"):
+    with pytest.raises(ValueError, match=f"{file}: not a .npy array \\(starts with 'not an npy file'\\)"):
         layout.read(entry, "RGB")
+
+
+# --- unreadable files: listed by the report with their path and reason ---------------------
+
+FIX = "re-extract or re-download this file"
+
+
+def _read_all(layout, dim=DIM, **options):
+    """The report of the reading pass (as vad.check) and the message training raises with it."""
+    report, _ = read_layout(layout, ("RGB",), dim, keep=False, **options)
+    with pytest.raises(ValueError) as info:
+        load_layout(layout, ("RGB",), dim, **options)
+    assert report.format() in str(info.value)
+    return report
+
+
+def test_unreadable_tencrop_files(world, tmp_path):
+    root, layout = _tencrop_copy(world, tmp_path)
+    entries = layout.entries()
+    empty, truncated, text = (root / f"{entries[i].video.name}_i3d.npy" for i in (0, 2, 5))
+    empty.write_bytes(b"")
+    data = truncated.read_bytes()
+    n_data = world["clips"][entries[2].video.name].nbytes
+    truncated.write_bytes(data[:-7])
+    text.write_text("1.0 2.0 3.0\n")
+    report = _read_all(layout)
+    shape = world["clips"][entries[2].video.name].shape
+    assert report.errors == {"unreadable files": [
+        f"{empty}: empty file (0 bytes); {FIX}",
+        f"{truncated}: truncated: header says {shape} float32 = {n_data} bytes, file has {n_data - 7}; {FIX}",
+        f"{text}: not a .npy array (starts with '1.0 2.0 3.0\\n'); {FIX}"]}
+
+
+def test_load_npy_reasons(tmp_path):
+    """The reasons not covered by the layouts' tests, on load_npy itself."""
+    rows = np.empty(3, dtype=object)
+    rows[:] = [np.zeros((CROPS, DIM))] * 3
+    pickled = tmp_path / "pickled.npy"
+    np.save(pickled, rows, allow_pickle=True)
+    pickled.write_bytes(pickled.read_bytes()[:-50])
+    folder = tmp_path / "folder.npy"
+    folder.mkdir()
+    strings = tmp_path / "strings.npy"
+    np.save(strings, np.array(["a", "b"]))
+    for path, start in ((pickled, f"{pickled}: truncated or corrupt pickled object array ("),
+                        (folder, f"{folder}: cannot be read (Is a directory); {FIX}"),
+                        (strings, f"{strings}: expected float features, found dtype <U1; re-export the "
+                                  "features as float32")):
+        with pytest.raises(UnreadableFile) as info:
+            load_npy(path)
+        assert str(info.value).startswith(start), str(info.value)
+        assert info.value.path == str(path)
+    with pytest.raises(FileNotFoundError):
+        load_npy(tmp_path / "absent.npy")
+
+
+def test_unreadable_percrop_file(world, tmp_path):
+    root, official = _copy(world, "percrop", tmp_path)
+    layout = PercropNpy(root, **official)
+    entry = layout.entries()[1]
+    crop = root / entry.video.cls / f"{entry.video.name}__4.npy"
+    crop.write_bytes(crop.read_bytes()[:60])  # inside the header
+    first_video = layout.entries()[0].video
+    other = root / first_video.cls / f"{first_video.name}__0.npy"
+    other.write_bytes(b"")
+    report = _read_all(layout)
+    (first, second) = report.errors["unreadable files"]
+    assert first == f"{other}: empty file (0 bytes); {FIX}"
+    assert second.startswith(f"{crop}: not a .npy array (bad header: ") and second.endswith(FIX)
+    assert list(report.errors) == ["unreadable files"]
+
+
+def test_unreadable_sultani_files(world, tmp_path):
+    root, official = _copy(world, "sultani", tmp_path)
+    layout = SultaniTxt(root, **official)
+    entries = layout.entries()
+    empty, binary, token, latin = (Path(layout.source(entries[i], "RGB")) for i in (0, 1, 3, 4))
+    empty.write_bytes(b"")
+    np.save(binary.with_suffix(".npy"), np.zeros((32, DIM), dtype=np.float32))
+    binary.write_bytes(binary.with_suffix(".npy").read_bytes())
+    lines = token.read_text().splitlines()
+    lines[6] = lines[6].replace(" ", " 1,5 ", 1).rsplit(" ", 1)[0]  # same width, a bad third value
+    token.write_text("\n".join(lines) + "\n")
+    lines = latin.read_text().splitlines()
+    lines[20] = lines[20] + " \xe9"
+    latin.write_bytes(("\n".join(lines) + "\n").encode("latin-1"))
+    report = _read_all(layout)
+    form = f"a feature file holds 32 rows of whitespace-separated floats, all of the same length: {FIX}"
+    assert report.errors == {"unreadable files": [
+        f"{empty}: empty file (0 bytes); {FIX}",
+        f"{binary}: not a text file (starts with '\\x93NUMPY\\x01\\x00v\\x00{{'desc'); {FIX}",
+        f"{token}:7: column 2: expected a float, found '1,5'; {form}",
+        f"{latin}:21: byte 0xe9 is not UTF-8 text; {form}"]}
+
+
+def test_unreadable_capstone_file_is_refused_with_its_reason(world, tmp_path):
+    good = world["roots"]["capstone"]
+    data = good.read_bytes()
+    path = tmp_path / "features.h5"
+    fix = "re-download or re-export the .h5 file, or set data.root to the capstone .h5 file"
+    for content, reason in ((b"", "empty file (0 bytes)"),
+                            (b"Abuse001 0.1 0.2\n", "not an HDF5 file (starts with 'Abuse001 0.1 0.2')"),
+                            (b"\x89HDF\r\n\x1a\n" + b"\x07" * 600, "a damaged HDF5 file (h5py: "),
+                            (data[:-100], f"truncated: header says {len(data)} bytes, file has {len(data) - 100}")):
+        path.write_bytes(content)
+        with pytest.raises(ValueError) as info:
+            CapstoneH5(path, **world["official"])
+        message = str(info.value)
+        assert message.startswith(f"{path}: {reason}") and message.endswith(f"; {fix}"), message
+        if reason.startswith("a damaged"):
+            assert "bad superblock" in message  # HDF5's own words
+        else:
+            assert message == f"{path}: {reason}; {fix}"
+        # Training's reading pass (data=capstone_h5) stops with the same message.
+        with pytest.raises(ValueError) as info:
+            load_splits(OmegaConf.create({"name": "capstone_h5", "root": str(path), "dedupe": False, **{
+                k: str(v) for k, v in world["official"].items()}}), ("RGB",), "I3D", DIM)
+        assert str(info.value) == message
+
+
+def test_damaged_capstone_dataset_is_listed(tmp_path):
+    path = tmp_path / "damaged.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("Abuse/Abuse001_x264.mp4/c3d_features", data=np.ones((32, 64)))
+        chunked = f.create_dataset("Abuse/Abuse002_x264.mp4/c3d_features", data=np.ones((32, 64)),
+                                   chunks=(32, 64), compression="gzip")
+        offset = chunked.id.get_chunk_info(0).byte_offset
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        fh.write(b"\xff" * 16)
+    layout = CapstoneH5(path)
+    entries = _by_name(layout)
+    assert layout.read(entries["Abuse001_x264"], "RGB").shape == (32, 64)
+    with pytest.raises(UnreadableFile) as info:
+        layout.read(entries["Abuse002_x264"], "RGB")
+    assert str(info.value).startswith(f"{path}::Abuse/Abuse002_x264.mp4/c3d_features: cannot be read (h5py: ")
+    assert str(info.value).endswith("; re-download or re-export the .h5 file, or set data.root to the "
+                                    "capstone .h5 file")
+    report, _ = read_layout(layout, ("RGB",), 64, keep=False)  # the other official videos are missing
+    assert report.errors["unreadable files"] == [str(info.value)]
 
 
 def test_only_rgb(world):

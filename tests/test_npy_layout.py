@@ -79,7 +79,8 @@ def layout(tmp_path_factory):
 
 
 def _cfg(root) -> OmegaConf:
-    return OmegaConf.create({"name": "ucf_crime_npy", "root": str(root) if root is not None else None})
+    return OmegaConf.create({"name": "ucf_crime_npy", "root": str(root) if root is not None else None,
+                             "dedupe": False})
 
 
 def test_load_two_streams_concatenates_files_rgb_first(layout, caplog):

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+import time
 
 import numpy as np
 import pytest
@@ -248,6 +250,39 @@ def test_load_data_warns_synthetic(compose_cfg, caplog):
     assert splits.synthetic
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert any("SYNTHETIC" in m for m in warnings), warnings
+
+
+def _generation_lines(caplog, what: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.name == "vad.data.synthetic" and r.getMessage().startswith(f"generating {what}")]
+
+
+def test_generation_logs_progress(tmp_path, monkeypatch, caplog):
+    n = len(synthetic.select(catalogue()[0], TINY, 0, 0)) + len(synthetic.select(catalogue()[1], TINY, 0, 1610))
+    what = "synthetic I3D RGB features"
+    monkeypatch.setattr(synthetic, "PROGRESS_EVERY_S", 0.0)  # a line per video
+    with caplog.at_level(logging.INFO, logger="vad.data.synthetic"):
+        synthetic.load(_cfg(tmp_path, TINY), ("RGB",), "I3D", 1024)
+    lines = _generation_lines(caplog, what)
+    assert lines[0] == f"generating {what} for {n} videos (once: later runs read the cache)"
+    done = [re.fullmatch(rf"generating {what}: (\d+)/{n} videos, \d+ s", line) for line in lines[1:]]
+    assert all(done) and [int(m.group(1)) for m in done] == list(range(1, n + 1)), lines
+
+    # The default rate: a line every PROGRESS_EVERY_S seconds and the last one.
+    monkeypatch.undo()
+    caplog.clear()
+    started = time.perf_counter()
+    with caplog.at_level(logging.INFO, logger="vad.data.synthetic"):
+        synthetic.load(_cfg(tmp_path, TINY), ("FLOW",), "I3D", 1024)
+    seconds = time.perf_counter() - started
+    lines = _generation_lines(caplog, "synthetic I3D FLOW features")
+    assert lines[-1].startswith(f"generating synthetic I3D FLOW features: {n}/{n} videos, ")
+    assert 2 <= len(lines) <= 2 + seconds / synthetic.PROGRESS_EVERY_S, lines
+    # Read from the cache: nothing generated, nothing logged.
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="vad.data.synthetic"):
+        synthetic.load(_cfg(tmp_path, TINY), ("RGB", "FLOW"), "I3D", 1024)
+    assert _generation_lines(caplog, "") == []
 
 
 def test_stack_streams_reads_files_in_chunks(tmp_path):

@@ -12,16 +12,14 @@ from omegaconf import DictConfig
 
 from vad.cli import user_errors
 from vad.data.layouts.registry import open_layout
-from vad.data.reading import Report, read_layout
+from vad.data.reading import Report, read_layout, read_options
 
 
 def check(cfg: DictConfig) -> Report:
     layout = open_layout(cfg.data)
     streams = tuple(cfg.modality.streams) if cfg.get("modality") else layout.streams()
     dim = int(cfg.extractor.dim) if cfg.get("extractor") else None
-    report, _ = read_layout(layout, streams, dim, crops=cfg.data.get("crops", "mean"),
-                            crop=int(cfg.data.get("crop", 0)), dedupe=bool(cfg.data.get("dedupe", False)),
-                            keep=False)
+    report, _ = read_layout(layout, streams, dim, keep=False, **read_options(cfg.data))
     return report
 
 

@@ -19,11 +19,9 @@ def load_splits(data_cfg, streams: tuple[str, ...], extractor: str, extractor_di
         from vad.data import store
         return store.load(data_cfg, streams, extractor_dim, snippets)
     from vad.data.layouts.registry import open_layout
-    from vad.data.reading import load_layout
+    from vad.data.reading import load_layout, read_options
     if snippets:
         raise ValueError(f"eval.protocol=snippets needs per-snippet test features: prepare a store "
                          f"from data={data_cfg.name} with `python -m vad.prepare ... keep_snippets=true` "
                          "and train with data=store, or use eval.protocol=segments")
-    return load_layout(open_layout(data_cfg), streams, extractor_dim,
-                       crops=data_cfg.get("crops", "mean"), crop=int(data_cfg.get("crop", 0)),
-                       dedupe=bool(data_cfg.get("dedupe", False)))
+    return load_layout(open_layout(data_cfg), streams, extractor_dim, **read_options(data_cfg))

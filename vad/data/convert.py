@@ -7,6 +7,8 @@ import numpy as np
 from vad.constants import CROP_MODES, N_SEGMENTS
 from vad.pooling import pool_segments
 
+SHOWN_SEGMENTS = 8  # all-zero segment indices named before "..."
+
 
 def to_segments(raw: np.ndarray, kind: str, crops: str = "mean", crop: int = 0) -> np.ndarray:
     """(C', 32, D) float32 segments of one video and stream.
@@ -36,12 +38,27 @@ def to_segments(raw: np.ndarray, kind: str, crops: str = "mean", crop: int = 0) 
     raise ValueError(f"crops must be one of {CROP_MODES}, found {crops!r}")
 
 
+def _zero_segments(zero: np.ndarray) -> str:
+    """Which of the segments in the (C, 32) all-zero mask are zero in some crop, all of them named
+    up to ``SHOWN_SEGMENTS`` and counted always."""
+    n_crops, n_segments = zero.shape
+    rows = np.flatnonzero(zero.any(axis=0)).tolist()
+    crops = f" in {int(zero.any(axis=1).sum())} of {n_crops} crops" if n_crops > 1 else ""
+    if len(rows) == n_segments:
+        return f"all {n_segments} segments are all zeros{crops}"
+    listed = ", ".join(map(str, rows[:SHOWN_SEGMENTS])) + (", ..." if len(rows) > SHOWN_SEGMENTS else "")
+    what = "segment" if len(rows) == 1 else "segments"
+    verb = "is" if len(rows) == 1 else "are"
+    return f"{what} {listed} ({len(rows)} of {n_segments}) {verb} all zeros{crops}"
+
+
 def value_problems(segments: np.ndarray) -> list[tuple[str, str]]:
-    """(kind, detail) for NaN/Inf values and all-zero segments of one video's (C, 32, D) stream."""
+    """(kind, detail) for NaN/Inf values and all-zero segments of one video's (C, 32, D) (or
+    (32, D)) stream."""
     found = []
     if not np.isfinite(segments).all():
         found.append(("NaN/Inf values", f"{int((~np.isfinite(segments)).sum())} non-finite values"))
-    zero = np.flatnonzero(~segments.reshape(-1, segments.shape[-1]).any(axis=1))
-    if zero.size:
-        found.append(("all-zero segments", f"segments {zero[:8].tolist()} are all zeros (a failed extraction?)"))
+    zero = ~segments.reshape(-1, *segments.shape[-2:]).any(axis=-1)  # (C, 32)
+    if zero.any():
+        found.append(("all-zero segments", f"{_zero_segments(zero)} (a failed extraction? re-extract the video)"))
     return found

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from vad.types import Video
+
+if TYPE_CHECKING:  # torch is imported where tensors are built: vad.check reads data without it
+    import torch
 
 
 @dataclass
@@ -64,6 +67,8 @@ def stack_streams(paths: list, chunk_rows: int = 64) -> torch.Tensor:
     """Concatenate per-stream ``.npy`` files (same leading shape) along the last axis into one
     float32 tensor, reading each file in row chunks: peak memory is the result plus one chunk
     (a memory map of the files would add their size to the resident set while copying)."""
+    import torch
+
     headers = []
     for path in paths:
         with open(path, "rb") as fh:
@@ -98,6 +103,8 @@ def make_splits(features: np.ndarray, train: list[Video], test: list[Video], des
     family trains) each training crop becomes a bag of its video, by a reshape without copy,
     and test videos keep their crops, whose scores the model averages.
     """
+    import torch
+
     n, crops = len(train), features.shape[1]
     tensor = torch.from_numpy(features)
     moves = torch.from_numpy(movement) if movement is not None else None

@@ -1,7 +1,7 @@
 """Read any layout into preloaded 32-segment features in one validating pass.
 
-Every problem a dataset can have is collected while reading (missing files, wrong shapes,
-NaN/Inf values, all-zero segments, duplicate list entries, train/test overlap, absent streams)
+Every problem a dataset can have is collected while reading (missing files, unreadable files
+(empty, truncated, another format), wrong shapes, NaN/Inf values, all-zero segments, duplicate list entries, train/test overlap, absent streams)
 into a :class:`Report`, so a user sees all of them at once, before any training starts.
 ``vad.check`` prints the same report without training.
 """
@@ -18,7 +18,7 @@ import numpy as np
 from vad.constants import N_SEGMENTS
 from vad.data.convert import to_segments, value_problems
 from vad.data.features import Splits, make_splits
-from vad.data.layouts.base import Layout
+from vad.data.layouts.base import Layout, UnreadableFile
 from vad.types import Entry
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,9 @@ def read_layout(layout: Layout, streams: tuple[str, ...], dim: int | None, crops
             except FileNotFoundError:
                 report.error("missing files", where)
                 continue
+            except UnreadableFile as err:
+                report.error("unreadable files", str(err))
+                continue
             except ValueError as err:
                 report.error("wrong shapes", str(err))
                 continue
@@ -135,6 +138,14 @@ def read_layout(layout: Layout, streams: tuple[str, ...], dim: int | None, crops
     return report, make_splits(out, [e.video for e in entries if e.split == "train"],
                                [e.video for e in entries if e.split == "test"],
                                f"{layout.name} features from {layout.root} ({'+'.join(streams)})")
+
+
+def read_options(data_cfg) -> dict:
+    """``read_layout``'s options from a layout's ``data`` config. ``crops`` and ``crop`` exist only
+    for the clip layouts (segment layouts have no crops: the defaults are never used there);
+    ``dedupe`` is a key of every layout's config."""
+    return {"crops": str(data_cfg.get("crops", "mean")), "crop": int(data_cfg.get("crop", 0)),
+            "dedupe": bool(data_cfg.dedupe)}
 
 
 def load_layout(layout: Layout, streams: tuple[str, ...], dim: int, **options) -> Splits:

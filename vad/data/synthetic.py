@@ -50,6 +50,7 @@ VISIBILITY = {
 }
 STREAM_IDS = {"RGB": 1, "FLOW": 2}
 EXTRACTOR_IDS = {"I3D": 1, "C3D": 2}
+PROGRESS_EVERY_S = 5.0  # seconds between progress log lines of a generation (~35 s at full size)
 
 
 @dataclass(frozen=True)
@@ -127,13 +128,31 @@ def snippet_features(layout: Layout, index: int, seed: int, extractor: str, stre
     return torch.relu_(x)
 
 
+class Progress:
+    """Log lines "generating WHAT: done/total videos, N s" every ``PROGRESS_EVERY_S`` and at the
+    end (log lines, not a bar: they show in train.log and on a console that is not a terminal)."""
+
+    def __init__(self, what: str, total: int):
+        self.what, self.total = what, total
+        self.started = self.last = time.perf_counter()
+        log.info("generating %s for %d videos (once: later runs read the cache)", what, total)
+
+    def update(self, done: int) -> None:
+        now = time.perf_counter()
+        if done == self.total or now - self.last >= PROGRESS_EVERY_S:
+            self.last = now
+            log.info("generating %s: %d/%d videos, %.0f s", self.what, done, self.total, now - self.started)
+
+
 def generate_stream(layouts: list[Layout], indices: np.ndarray, seed: int, extractor: str,
                     stream: str, out: np.ndarray) -> None:
     """Fill ``out`` (N, 32, D) with the pooled features of one stream."""
     patterns = stream_patterns(seed, extractor, stream, out.shape[2])
     gen = torch.Generator()
+    progress = Progress(f"synthetic {extractor} {stream} features", len(layouts))
     for row, (layout, index) in enumerate(zip(layouts, indices)):
         out[row] = pool_segments(snippet_features(layout, index, seed, extractor, stream, patterns, gen).numpy())
+        progress.update(row + 1)
 
 
 def generate_snippets(layouts: list[Layout], indices: np.ndarray, seed: int, extractor: str,
@@ -141,11 +160,13 @@ def generate_snippets(layouts: list[Layout], indices: np.ndarray, seed: int, ext
     """Fill ``out`` (sum of T, D) with the unpooled snippet features of the videos, in order."""
     patterns = stream_patterns(seed, extractor, stream, out.shape[1])
     gen = torch.Generator()
+    progress = Progress(f"synthetic {extractor} {stream} test snippets", len(layouts))
     offset = 0
-    for layout, index in zip(layouts, indices):
+    for row, (layout, index) in enumerate(zip(layouts, indices)):
         x = snippet_features(layout, index, seed, extractor, stream, patterns, gen).numpy()
         out[offset:offset + len(x)] = x
         offset += len(x)
+        progress.update(row + 1)
 
 
 def generate_movement(layouts: list[Layout], indices: np.ndarray, seed: int) -> np.ndarray:

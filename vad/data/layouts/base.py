@@ -10,6 +10,23 @@ import numpy as np
 
 from vad.types import Entry
 
+REFETCH = "re-extract or re-download this file"
+
+
+class UnreadableFile(ValueError):
+    """A feature file that exists but cannot be read as features (empty, truncated, another
+    format): ``read`` raises it so that the report lists it under its path with the others."""
+
+    def __init__(self, path, reason: str, fix: str = REFETCH):
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{self.path}: {reason}; {fix}")
+
+
+def preview(head: bytes) -> str:
+    """The first bytes of a file as printable text, for "not a ... (starts with '...')"."""
+    escapes = {9: "\\t", 10: "\\n", 13: "\\r"}
+    return "'" + "".join(escapes.get(b) or (chr(b) if 32 <= b < 127 else f"\\x{b:02x}") for b in head) + "'"
+
 
 class Layout(ABC):
     """A folder (or file) of features in one of the known layouts.
@@ -38,4 +55,7 @@ class Layout(ABC):
 
     @abstractmethod
     def read(self, entry: Entry, stream: str) -> np.ndarray:
-        """The raw float array of one video and stream, shape as ``kind`` says."""
+        """The raw float array of one video and stream, shape as ``kind`` says.
+
+        Raises ``FileNotFoundError`` for a missing file, :class:`UnreadableFile` for a file
+        that is not features, ``ValueError`` for features of the wrong shape."""

@@ -3,20 +3,45 @@
 ``c3d_features`` (32, 4096) or ``i3d_rgb_features`` (32, 1024), often float64.
 
 Videos are matched by file name whatever group folder holds them; the split is the official one.
-The file is opened on first use and kept open; one video is read at a time.
+The file is opened when the layout is made (an unreadable one is refused there, saying why) and
+kept open; one video is read at a time.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 
+from vad.data.layouts.base import UnreadableFile, preview
 from vad.data.layouts.seed_npy import check_segments
 from vad.data.layouts.sultani_txt import OfficialSplitRGB
 from vad.types import Entry
 
 DATASETS = ("c3d_features", "i3d_rgb_features")
+SIGNATURE = b"\x89HDF\r\n\x1a\n"
+SIGNATURE_AT = (0, 512, 1024, 2048)  # after a user block of 0, 512, 1024, 2048 bytes
+FIX = "re-download or re-export the .h5 file, or set data.root to the capstone .h5 file"
+
+
+def _open_problem(path: Path, err: OSError) -> str:
+    """Why h5py could not open ``path``: empty, another format, truncated or damaged."""
+    size = path.stat().st_size
+    if size == 0:
+        return "empty file (0 bytes)"
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+        signed = False
+        for at in SIGNATURE_AT:
+            fh.seek(at)
+            signed = signed or fh.read(len(SIGNATURE)) == SIGNATURE
+    if not signed:
+        return f"not an HDF5 file (starts with {preview(head)})"
+    truncated = re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", str(err))
+    if truncated:
+        return f"truncated: header says {truncated.group(2)} bytes, file has {truncated.group(1)}"
+    return f"a damaged HDF5 file (h5py: {err})"
 
 
 class CapstoneH5(OfficialSplitRGB):
@@ -34,7 +59,7 @@ class CapstoneH5(OfficialSplitRGB):
             raise FileNotFoundError(f"data.root={self.root} is not a file: data={self.name} reads one "
                                     ".h5 file, set data.root=PATH/TO/FEATURES.h5")
         self.requested = dataset
-        self._file = None
+        self._file = self._open()
         self._index: dict[str, str] | None = None
         self._dataset: str | None = None
 
@@ -49,15 +74,17 @@ class CapstoneH5(OfficialSplitRGB):
             self._file.close()
             self._file = None
 
+    def _open(self):
+        import h5py
+        try:
+            return h5py.File(self.root, "r")
+        except OSError as err:
+            raise UnreadableFile(self.root, _open_problem(self.root, err), FIX) from err
+
     @property
     def file(self):
         if self._file is None:
-            import h5py
-            try:
-                self._file = h5py.File(self.root, "r")
-            except OSError as err:
-                raise OSError(f"{self.root}: cannot be opened as HDF5 ({err}); data={self.name} "
-                              "expects the capstone .h5 file") from err
+            self._file = self._open()
         return self._file
 
     def _scan(self) -> None:
@@ -114,4 +141,9 @@ class CapstoneH5(OfficialSplitRGB):
         if self.dataset not in node:
             raise FileNotFoundError(f"{self.root}::{group}: no dataset {self.dataset!r}, found "
                                     f"{sorted(node.keys())}; re-export the video or set data.dataset")
-        return check_segments(node[self.dataset][()], self.source(entry, stream), stream)
+        source = self.source(entry, stream)
+        try:
+            values = node[self.dataset][()]
+        except OSError as err:  # a damaged chunk: HDF5's own words
+            raise UnreadableFile(source, f"cannot be read (h5py: {err})", FIX) from err
+        return check_segments(values, source, stream)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vad.data.layouts.npy import load_npy
 from vad.data.layouts.sultani_txt import OfficialSplitRGB
-from vad.data.layouts.tencrop_npy import load_npy
 from vad.types import Entry
 
 FIRST = "__0.npy"

@@ -14,6 +14,7 @@ import numpy as np
 
 from vad.constants import N_SEGMENTS
 from vad.data.layouts.base import Layout
+from vad.data.layouts.npy import load_npy
 from vad.data.ucf_crime import (
     catalogue,
     class_of,
@@ -101,4 +102,4 @@ class SeedNpy(Layout):
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist: no {stream} features for "
                                     f"{entry.video.path} ({entry.split}); check data.root and the lists")
-        return check_segments(np.load(path), str(path), stream, dim)
+        return check_segments(load_npy(path), str(path), stream, dim)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from vad.constants import N_SEGMENTS
-from vad.data.layouts.base import Layout
+from vad.data.layouts.base import REFETCH, Layout, UnreadableFile, preview
 from vad.data.layouts.seed_npy import check_segments
 from vad.data.ucf_crime import catalogue, class_of, read_test_annotation
 from vad.types import Entry, Video
@@ -46,17 +46,56 @@ def official_entries(train_list: Path | None = None, test_annotation: Path | Non
     return [Entry(v, "train") for v in train] + [Entry(v, "test") for v in test]
 
 
+TEXT_FIX = (f"a feature file holds {N_SEGMENTS} rows of whitespace-separated floats, all of the same "
+            f"length: {REFETCH}")
+
+
+def _text_problem(path: Path, data: bytes) -> UnreadableFile | None:
+    """What makes ``data`` (the file's bytes) not a text grid of floats, with its 1-based line."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        if err.start < 16 or b"\0" in data[:1024]:
+            return UnreadableFile(path, f"not a text file (starts with {preview(data[:16])})")
+        lineno = data[:err.start].count(b"\n") + 1
+        return UnreadableFile(f"{path}:{lineno}", f"byte 0x{data[err.start]:02x} is not UTF-8 text",
+                              TEXT_FIX)
+    width = first = None
+    for lineno, line in enumerate(text.split("\n"), 1):
+        fields = line.split("#", 1)[0].split()  # numpy.loadtxt skips comments and blank lines
+        if not fields:
+            continue
+        for column, field in enumerate(fields, 1):
+            try:
+                float(field)
+            except ValueError:
+                return UnreadableFile(f"{path}:{lineno}", f"column {column}: expected a float, found {field!r}",
+                                      TEXT_FIX)
+        if width is None:
+            width, first = len(fields), lineno
+        elif len(fields) != width:
+            return UnreadableFile(f"{path}:{lineno}", f"{len(fields)} values, line {first} has {width}",
+                                  TEXT_FIX)
+    return None
+
+
 def read_text_segments(path: Path, stream: str = "RGB") -> np.ndarray:
     """(32, D) float32 from a text file of 32 rows of whitespace-separated floats (numpy's C
-    parser: ~8 ms for a 32 x 4096 file)."""
+    parser: ~8 ms for a 32 x 4096 file). A file that does not parse raises
+    :class:`UnreadableFile` naming its first bad line (1-based)."""
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise UnreadableFile(path, "empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data": 0 rows below
             values = np.loadtxt(path, dtype=np.float64, ndmin=2)
-    except ValueError as err:
-        found = str(err).split("; use `usecols`")[0].rstrip(".")
-        raise ValueError(f"{path}: expected {N_SEGMENTS} rows of the same number of whitespace-separated "
-                         f"floats, found: {found}; re-export the file") from err
+    except ValueError as err:  # UnicodeDecodeError included
+        problem = _text_problem(path, path.read_bytes())
+        if problem is None:  # a number numpy rejects and Python accepts: numpy's own words
+            found = str(err).split("; use `usecols`")[0].rstrip(".")
+            problem = UnreadableFile(path, found, TEXT_FIX)
+        raise problem from err
     if values.shape[0] != N_SEGMENTS:
         raise ValueError(f"{path}: expected {N_SEGMENTS} rows of segment features (Sultani's "
                          f"{N_SEGMENTS} segments), found {values.shape[0]} rows; re-export the features "

@@ -9,45 +9,16 @@ from the shipped annotations, by video name.
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from vad.data.layouts.base import Layout
+from vad.data.layouts.npy import load_npy
 from vad.data.ucf_crime import catalogue, class_of, read_list, read_test_annotation
 from vad.types import Entry, Video
 
 SUFFIX = "_i3d.npy"
-
-
-def load_npy(path: Path) -> np.ndarray:
-    """A numeric array from a ``.npy`` file; object (pickled) arrays of per-snippet rows, as some
-    extraction scripts save them, are converted to one float32 array. Pickle is only used when
-    the file needs it."""
-    try:
-        try:
-            array = np.load(path, allow_pickle=False)
-        except ValueError as err:
-            if "allow_pickle" not in str(err):
-                raise
-            array = np.load(path, allow_pickle=True)
-    except (ValueError, OSError, EOFError, pickle.UnpicklingError) as err:
-        raise ValueError(f"{path}: cannot be read as a .npy array ({err}); re-export the features "
-                         "with np.save") from err
-    if not isinstance(array, np.ndarray):
-        raise ValueError(f"{path}: expected one array saved with np.save, found {type(array).__name__}")
-    if array.dtype == object:
-        try:
-            array = np.asarray(array.tolist(), dtype=np.float32)
-        except (ValueError, TypeError) as err:
-            raise ValueError(f"{path}: an object (pickled) array that is not a regular grid of floats "
-                             f"({err}); expected per-snippet rows of equal shape, re-export the "
-                             "features as one float array") from err
-    if array.dtype.kind not in "fiu":
-        raise ValueError(f"{path}: expected float features, found dtype {array.dtype}; re-export "
-                         "the features as float32")
-    return array
 
 
 def check_clips(array: np.ndarray, source: str, n_crops: int, hint: str = "") -> np.ndarray:
