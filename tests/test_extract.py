@@ -217,7 +217,7 @@ def test_flow_workers_auto_leaves_the_cpu_to_the_network():
 
     import torch
 
-    from vad.data.layouts.videos import _flow_workers
+    from vad.extraction.networks import flow_workers as _flow_workers
 
     assert _flow_workers("auto", torch.device("cpu")) == 1
     assert _flow_workers("auto", torch.device("cuda")) == max(1, (os.cpu_count() or 2) - 1)
