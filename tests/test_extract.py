@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shlex
 import shutil
 from pathlib import Path
@@ -145,10 +146,13 @@ def test_shard_names():
 
 def test_multirun_shards_merge_to_the_unsharded_store(world, cache_dir):
     tmp = world["tmp"]
-    proc = run_cli(["-m", "vad.extract", "-m", "shard=0,1", "num_shards=2", f"videos={world['videos']}",
+    # -X importtime lists every module imported: extraction needs torch, never Lightning.
+    proc = run_cli(["-X", "importtime", "-m", "vad.extract", "-m", "shard=0,1", "num_shards=2", f"videos={world['videos']}",
                     f"out={tmp / 'part.h5'}", "weights.rgb=random", "movement=lk", "progress=false",
                     f"hydra.sweep.dir={tmp / 'sweep'}"], cwd=ROOT, env_cache=cache_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    imported = set(re.findall(r"\|\s+([\w.]+)$", proc.stderr, re.M))
+    assert "torch" in imported and not {"pytorch_lightning", "lightning_fabric"} & imported
     shards = [tmp / "part.shard0of2.h5", tmp / "part.shard1of2.h5"]
     assert all(p.is_file() for p in shards)
     merged = tmp / "merged.h5"

@@ -130,12 +130,12 @@ class VideoLayout(Layout):
             raise ValueError(f"movement={movement}: expected lk or none")
         self.flow_method = resolve_method(flow) if "FLOW" in self._streams else None
         self.device = networks.resolve_device(device)
+        workers = networks.flow_workers(flow_workers, self.device)
         # The networks first: a missing weights file fails before any video is listed.
         models, self.weights = networks.load_networks(self.extractor, self._streams, weights,
                                                       self.device, seed)
         self.pipeline = ClipPipeline(models, self.extractor, self.device, flow=self.flow_method,
-                                     flow_workers=networks.flow_workers(flow_workers, self.device),
-                                     movement=self.movement_method is not None,
+                                     flow_workers=workers, movement=self.movement_method is not None,
                                      ten_crop=self.ten_crop, size=self.size, batch_size=batch_size,
                                      queue_batches=queue_batches, progress=progress)
         mine = list_videos(self.root)[self.shard::self.num_shards]
