@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import shlex
 import shutil
 from pathlib import Path
 
@@ -83,11 +85,16 @@ def test_store_has_clip_and_segment_features_facts_and_movement(world):
             "Training_Normal_Videos_Anomaly/Normal_Videos001_x264.avi"].mean()
 
 
-def test_rerun_skips_everything(world):
+def test_rerun_skips_everything(world, caplog):
+    caplog.set_level("INFO")
     before = world["out"].stat().st_mtime_ns
     again = extract(_cfg(world["tmp"], [f"videos={world['videos']}", f"out={world['out']}", "movement=lk"],
                          "rerun"))
     assert again["written"] == 0 and again["skipped"] == 6 and again["clips"] == 0
+    assert again["already_done"] == 4
+    # The summary says each count once: no "0 skipped" after "2 bad".
+    assert f"store {world['out']}: 6 videos: 0 written, 4 already done, 2 bad" in caplog.text
+    assert "skipped" not in caplog.text
     assert sorted(map(tuple, again["failed"])) == sorted(BAD.items())
     assert world["out"].stat().st_mtime_ns == before
 
@@ -139,10 +146,13 @@ def test_shard_names():
 
 def test_multirun_shards_merge_to_the_unsharded_store(world, cache_dir):
     tmp = world["tmp"]
-    proc = run_cli(["-m", "vad.extract", "-m", "shard=0,1", "num_shards=2", f"videos={world['videos']}",
+    # -X importtime lists every module imported: extraction needs torch, never Lightning.
+    proc = run_cli(["-X", "importtime", "-m", "vad.extract", "-m", "shard=0,1", "num_shards=2", f"videos={world['videos']}",
                     f"out={tmp / 'part.h5'}", "weights.rgb=random", "movement=lk", "progress=false",
                     f"hydra.sweep.dir={tmp / 'sweep'}"], cwd=ROOT, env_cache=cache_dir)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    imported = set(re.findall(r"\|\s+([\w.]+)$", proc.stderr, re.M))
+    assert "torch" in imported and not {"pytorch_lightning", "lightning_fabric"} & imported
     shards = [tmp / "part.shard0of2.h5", tmp / "part.shard1of2.h5"]
     assert all(p.is_file() for p in shards)
     merged = tmp / "merged.h5"
@@ -194,14 +204,18 @@ def test_c3d_two_streams(tmp_path, cache_dir):
         assert f.attrs["flow_method"] == "farneback"
 
 
-def test_i3d_flow_stream_and_ten_crop(tmp_path, cache_dir):
+def test_i3d_flow_stream_and_ten_crop_with_weights_random(tmp_path, cache_dir):
     """I3D two-stream (flow through the 2-channel network) with ten crops on a one-clip video:
-    per-clip features keep the crop mean, the 32-segment features follow crops=mean."""
+    per-clip features keep the crop mean, the 32-segment features follow crops=mean.
+    ``weights=random`` (one string, composed by Hydra over the weights mapping) gives every
+    stream random weights."""
     videos = tmp_path / "videos"
     write_video(videos / "x.avi", moving_square(16, dx=3))
     out = tmp_path / "i3d.h5"
-    result = extract(_cfg(tmp_path, [f"videos={videos}", f"out={out}", "modality=TWO", "weights.flow=random",
-                                     "flow=farneback", "ten_crop=true"]))
+    cfg = make_cfg([f"videos={videos}", f"out={out}", "modality=TWO", "weights=random", "flow=farneback",
+                    "ten_crop=true", "progress=false"], tmp_path / "run", "extract")
+    assert cfg.weights == "random"
+    result = extract(cfg)
     assert result["dims"] == {"RGB": 1024, "FLOW": 1024} and result["written"] == 1
     with h5py.File(out, "r") as f:
         g = f["videos/000000"]
@@ -210,6 +224,49 @@ def test_i3d_flow_stream_and_ten_crop(tmp_path, cache_dir):
         rgb, flow = g["snippets/RGB"][()], g["snippets/FLOW"][()]
         assert np.isfinite(flow).all() and not np.allclose(rgb, flow)
         assert bool(f.attrs["ten_crop"]) and f.attrs["flow_method"] == "farneback"
+        assert f.attrs["weights_rgb"] == f.attrs["weights_flow"] == "random"
+
+
+def test_weights_per_stream_or_one_string_for_every_needed_stream():
+    from vad.extraction.networks import stream_weights
+
+    assert stream_weights("random", "I3D", ("RGB", "FLOW")) == {"RGB": "random", "FLOW": "random"}
+    assert stream_weights("random", "I3D", ("RGB",)) == {"RGB": "random", "FLOW": None}
+    assert stream_weights({"rgb": "random", "flow": None}, "I3D", ("RGB",)) == {"RGB": "random", "FLOW": None}
+    assert stream_weights({"rgb": "/w/c3d.pickle"}, "C3D", ("RGB", "FLOW")) == {
+        "RGB": "/w/c3d.pickle", "FLOW": "/w/c3d.pickle"}  # denseflow through the RGB network
+    assert stream_weights({"rgb": "/w/c3d.pickle"}, "C3D", ("RGB",))["FLOW"] is None
+    assert stream_weights(None, "I3D", ("RGB",)) == {"RGB": None, "FLOW": None}
+    with pytest.raises(ValueError, match=r"weights has keys \['depth'\]: expected weights.rgb"):
+        stream_weights({"rgb": "random", "depth": "x"}, "I3D", ("RGB",))
+
+
+def _pasted(command: str, prefix: list[str]) -> dict:
+    """The overrides Hydra reads from a printed command once the shell has split it."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    args = shlex.split(command)
+    assert args[:len(prefix)] == prefix
+    return {o.key_or_group: o.value() for o in OverridesParser.create().parse_overrides(args[len(prefix):])}
+
+
+def test_next_step_commands_paste_back_with_spaces_and_accents(tmp_path):
+    from vad.extract import next_step
+
+    out = tmp_path / "my feats" / "i3d é.h5"
+    cfg = make_cfg([f"videos={tmp_path}", f"out='{out}'", "num_shards=2", "shard=1", "modality=TWO"],
+                   tmp_path / "run", "extract")
+    result = {"out": str(shard_out(out, 1, 2)), "shard": 1, "num_shards": 2, "extractor": "I3D"}
+    hint = next_step(cfg, result)
+    assert hint.startswith("once every shard is done, merge them: ")
+    merge = _pasted(hint.split(": ", 1)[1], ["python", "-m", "vad.prepare"])
+    assert merge == {"merge": [str(shard_out(out, 0, 2)), str(shard_out(out, 1, 2))], "out": str(out),
+                     "expect_shards": 2}
+
+    cfg = make_cfg([f"videos={tmp_path}", f"out='{out}'", "modality=TWO"], tmp_path / "run", "extract")
+    hint = next_step(cfg, {"out": str(out), "shard": 0, "num_shards": 1, "extractor": "I3D"})
+    assert _pasted(hint.split(": ", 1)[1], ["python", "-m", "vad.train"]) == {
+        "data": "store", "data.path": str(out), "extractor": "I3D", "modality": "TWO"}
 
 
 def test_flow_workers_auto_leaves_the_cpu_to_the_network():
@@ -217,7 +274,7 @@ def test_flow_workers_auto_leaves_the_cpu_to_the_network():
 
     import torch
 
-    from vad.data.layouts.videos import _flow_workers
+    from vad.extraction.networks import flow_workers as _flow_workers
 
     assert _flow_workers("auto", torch.device("cpu")) == 1
     assert _flow_workers("auto", torch.device("cuda")) == max(1, (os.cpu_count() or 2) - 1)

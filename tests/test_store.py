@@ -430,3 +430,113 @@ def test_training_on_every_crop_averages_test_crops(tmp_path, compose_cfg):
                                 "logger=none", "trainer.enable_progress_bar=false"]))
     assert 0 <= result["best"]["auc"] <= 1 and result["synthetic"] is False
     assert "crops=all" in result["data"]
+
+
+def _junk_stores(tmp_path: Path) -> dict:
+    """Files at a store's path that are no usable store: not HDF5, foreign HDF5, version 2."""
+    junk = tmp_path / "junk.h5"
+    junk.write_text("not an HDF5 file")
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f.attrs["format"] = "something else"
+    future = tmp_path / "future.h5"
+    with h5py.File(future, "w") as f:
+        f.attrs["format"], f.attrs["version"] = store.FORMAT, 2
+    return {"cannot be opened as HDF5": junk, "is not a vad-store file": foreign,
+            "of version 2, this code reads and writes version 1": future}
+
+
+def test_another_out_is_advised_when_writing_only(tmp_path, entries):
+    """Reading a bad file (training, evaluation) says how to make the store again, not to use
+    another out=; writing over it (vad.prepare, vad.extract) does advise another out=."""
+    for problem, path in _junk_stores(tmp_path).items():
+        with pytest.raises(ValueError) as err:
+            store.load(data_cfg(path), ("RGB",), DIM)
+        message = str(err.value)
+        assert str(path) in message and problem in message
+        assert "another out=" not in message
+        assert "python -m vad.prepare" in message and "point data.path at another store" in message
+        with pytest.raises(ValueError) as err:
+            store.write(ClipsLayout(tmp_path, entries), path, progress=False)
+        assert str(path) in str(err.value) and problem in str(err.value)
+        assert str(err.value).endswith("or use another out=")
+
+    out = store.write(ClipsLayout(tmp_path, entries), tmp_path / "s.h5", progress=False).path
+    with pytest.raises(ValueError, match="keep_snippets=true") as err:
+        store.load(data_cfg(out), ("RGB",), DIM, snippets=True)
+    assert "out=" not in str(err.value)
+
+
+def test_store_of_test_videos_only_loads_for_evaluation(tmp_path, entries):
+    """need_train=False (vad.evaluate): an empty training set and every test video;
+    need_train=True (training): an error naming the store and saying why."""
+    from vad.data import load_splits
+
+    test = [e for e in entries if e.split == "test"]
+    layout = ClipsLayout(tmp_path, test)
+    out = store.write(layout, tmp_path / "test only.h5", progress=False).path
+    splits = load_splits(data_cfg(out), ("RGB", "FLOW"), "I3D", DIM, need_train=False)
+    assert len(splits.train) == 0 and splits.train.features.shape == (0, N_SEGMENTS, 2 * DIM)
+    assert [v.path for v in splits.test.videos] == [e.video.path for e in test]
+    assert [v.spans for v in splits.test.videos] == [e.video.spans for e in test]
+    for i in range(len(test)):
+        expected = np.concatenate([to_segments(layout.raw(i, s), "clips")[0] for s in ("RGB", "FLOW")],
+                                  axis=1)
+        np.testing.assert_array_equal(splits.test.features[i].numpy(), expected)
+    assert splits.feature_dim == 2 * DIM
+    with pytest.raises(ValueError) as err:
+        load_splits(data_cfg(out), ("RGB", "FLOW"), "I3D", DIM)
+    message = str(err.value)
+    assert f"store {out} has no training videos ({len(test)} test videos)" in message
+    assert "python -m vad.evaluate" in message and "\"data.path='" in message
+
+
+def test_summary_says_each_count_once(tmp_path, entries, caplog):
+    """The summary of a write: written now + already done + bad = videos, each said once."""
+    caplog.set_level("INFO")
+
+    class WithBad(ClipsLayout):
+        def read(self, entry, stream):
+            if self._entries.index(entry) in (1, 4):
+                raise store.SkipVideo(entry.video.path, "unreadable")
+            return super().read(entry, stream)
+
+    n = len(entries)
+    out = tmp_path / "s.h5"
+    with pytest.raises(store.StoreReadError):
+        store.write(WithBad(tmp_path, entries, fail_at=6), out, progress=False)
+    caplog.clear()
+    report = store.write(WithBad(tmp_path, entries), out, progress=False)
+    assert (report.written, report.already_done, len(report.failed)) == (n - 6, 4, 2)
+    assert report.counts() == f"{n} videos: {n - 6} written, 4 already done, 2 bad"
+    assert f"store {out}: {report.counts()}" in caplog.text
+    assert "skipped" not in caplog.text.replace("skipping video", "")
+    caplog.clear()
+    again = store.write(WithBad(tmp_path, entries), out, progress=False)
+    assert again.counts() == f"{n} videos: 0 written, {n - 2} already done, 2 bad"
+    assert again.as_dict()["already_done"] == n - 2 and again.as_dict()["skipped"] == n
+
+
+def test_ctrl_c_during_a_write_keeps_the_finished_videos(tmp_path, entries):
+    """KeyboardInterrupt while reading video 3: Interrupted says 3 of N are kept in the partial
+    file (closed, resumable); the resumed store equals one written in one go."""
+    out = tmp_path / "s.h5"
+
+    class CtrlC(ClipsLayout):
+        def read(self, entry, stream):
+            if self._entries.index(entry) == 3 and self.fail_at == 3:
+                raise KeyboardInterrupt
+            return super().read(entry, stream)
+
+    with pytest.raises(store.Interrupted) as err:
+        store.write(CtrlC(tmp_path, entries, fail_at=3), out, progress=False)
+    partial = store.partial_path(out)
+    assert str(err.value) == (f"interrupted after 3 of {len(entries)} videos; the finished ones are "
+                              f"kept in {partial}")
+    assert isinstance(err.value, KeyboardInterrupt) and partial.is_file() and not out.exists()
+    layout = CtrlC(tmp_path, entries)
+    report = store.write(layout, out, progress=False)
+    assert (report.skipped, report.written) == (3, len(entries) - 3)
+    assert {i for i, _ in layout.reads} == set(range(3, len(entries)))
+    fresh = store.write(ClipsLayout(tmp_path, entries), tmp_path / "fresh.h5", progress=False).path
+    assert_same(contents(out), contents(fresh))

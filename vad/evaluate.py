@@ -47,7 +47,7 @@ def evaluate(cfg: DictConfig, overridden: set[str] = frozenset()) -> dict:
             f"extractor={cfg.extractor.name} gives {input_dim(cfg)}-d: drop those overrides or "
             "pass the ones the checkpoint was trained with")
 
-    splits = load_data(cfg)
+    splits = load_data(cfg, need_train=False)
     module = MILModule.load_from_checkpoint(ckpt_path, map_location="cpu",
                                             movement_at_test=bool(cfg.movement.at_test))
     datamodule = MILDataModule(splits, batch_size=1, eval_batch_size=int(cfg.data.eval_batch_size),

@@ -10,8 +10,8 @@ features through :func:`vad.data.store.write` (one video at a time, resumable fr
 recorded per video; bad videos (unreadable, empty, shorter than 16 frames) are skipped and
 listed with their reason in the store's ``/log`` (a re-run does not retry them). Sharding:
 ``shard=i num_shards=n`` takes every n-th video (see :func:`shard_out` for the file names),
-then ``python -m vad.prepare merge=[...] out=ALL.h5`` joins the shards. Does not import
-Lightning.
+then ``python -m vad.prepare merge=[...] out=ALL.h5`` joins the shards. Imports torch (the networks), not
+Lightning. Ctrl-C ends with the number of videos kept and the command that resumes.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from vad.cli import user_errors
+from vad.cli import override, user_errors
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +40,13 @@ def shard_out(out, shard: int, num_shards: int) -> Path:
     return path
 
 
+def _default_out(cfg: DictConfig) -> str:
+    return f"{cfg.extractor.name}_{cfg.modality.name}.h5"
+
+
 def _out(cfg: DictConfig) -> Path:
     out = cfg.get("out")
-    if out is None:
-        out = f"{cfg.extractor.name}_{cfg.modality.name}.h5"
-    return shard_out(out, int(cfg.shard), int(cfg.num_shards))
+    return shard_out(out if out is not None else _default_out(cfg), int(cfg.shard), int(cfg.num_shards))
 
 
 def _movement_name(cfg: DictConfig):
@@ -57,7 +59,9 @@ def open_layout(cfg: DictConfig):
 
     if OmegaConf.is_missing(cfg, "videos") or cfg.get("videos") is None:
         raise ValueError("videos=DIR_OR_LIST is required: a folder of videos or a list file")
-    weights = OmegaConf.to_container(cfg.weights, resolve=True) if cfg.get("weights") else {}
+    weights = cfg.get("weights")  # weights.rgb=... weights.flow=..., or weights=random: every stream
+    if OmegaConf.is_config(weights):
+        weights = OmegaConf.to_container(weights, resolve=True)
     size = list(cfg.size) if cfg.get("size") else None
     return VideoLayout(cfg.videos, extractor=cfg.extractor.name, streams=tuple(cfg.modality.streams),
                        weights=weights, flow=str(cfg.get("flow", "auto")), movement=_movement_name(cfg),
@@ -79,10 +83,11 @@ def extract(cfg: DictConfig) -> dict:
                          crops=str(cfg.get("crops", "mean")), crop=int(cfg.get("crop", 0)),
                          keep_snippets=store.KEEP_ALL, progress=bool(cfg.progress))
     result = report.as_dict()
+    pipeline = layout.pipeline
     result.update(source=f"{layout.name} {layout.root}", extractor=layout.extractor,
                   shard=layout.shard, num_shards=layout.num_shards,
-                  device=str(layout.device), clips=layout.clips_done,
-                  clips_per_s=round(layout.clips_done / layout.seconds, 3) if layout.seconds else None,
+                  device=str(layout.device), clips=pipeline.clips_done,
+                  clips_per_s=round(pipeline.clips_done / pipeline.seconds, 3) if pipeline.seconds else None,
                   total_seconds=round(time.perf_counter() - started, 3))
     return result
 
@@ -92,11 +97,29 @@ def extract(cfg: DictConfig) -> dict:
 def main(cfg: DictConfig) -> None:
     from vad.io import write_json
 
-    result = extract(cfg)
-    log.info("store %s: %d videos (%d written, %d already done, %d bad: %s), %s clips/s on %s",
-             result["out"], result["videos"], result["written"], result["skipped"],
-             len(result["failed"]), result["failed"][:3], result["clips_per_s"], result["device"])
+    try:
+        result = extract(cfg)
+    except KeyboardInterrupt as err:
+        from vad.rerun import interrupted
+
+        interrupted(err, "vad.extract")
+    log.info("%s clips/s on %s; %s", result["clips_per_s"], result["device"], next_step(cfg, result))
     write_json(Path(cfg.paths.output_dir) / "extract.json", result)
+
+
+def next_step(cfg: DictConfig, result: dict) -> str:
+    """What to run next: train on the store, or (a shard) merge every shard's store first."""
+    num_shards = int(result["num_shards"])
+    if num_shards == 1:
+        return (f"train with: python -m vad.train data=store {override('data.path', result['out'])} "
+                f"extractor={result['extractor']} modality={cfg.modality.name}")
+    from vad.rerun import list_override
+
+    out = str(cfg.out) if cfg.get("out") is not None else _default_out(cfg)
+    shards = [shard_out(out, i, num_shards) for i in range(num_shards)]
+    merged = Path(out.replace("{shard}", "all").format(num_shards=num_shards)).expanduser()
+    return (f"once every shard is done, merge them: python -m vad.prepare "
+            f"{list_override('merge', shards)} {override('out', merged)} expect_shards={num_shards}")
 
 
 if __name__ == "__main__":

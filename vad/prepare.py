@@ -6,7 +6,7 @@
 Reads one video at a time (memory does not grow with the dataset), resumes an interrupted run
 from ``<out>.partial`` when the same command is run again, and writes ``out`` only once every
 video is done. Options: ``data.crops=mean|one|all``, ``data.crop=K``, ``keep_snippets=true``,
-``modality=RGB|FLOW|TWO`` (default: every stream of the layout). Does not import Lightning.
+``modality=RGB|FLOW|TWO`` (default: every stream of the layout). Imports neither torch nor Lightning.
 
 Merging complete stores (e.g. the shards written by ``python -m vad.extract ... shard=i
 num_shards=n``) into one::
@@ -24,7 +24,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from vad.cli import user_errors
+from vad.cli import override, user_errors
 from vad.data import store
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,8 @@ def _open_layout(data_cfg):
 
 def prepare(cfg: DictConfig, layout=None) -> dict:
     """Write the store ``cfg.out`` from ``layout`` (default: the one ``cfg.data`` names); return
-    counts: videos, written, skipped, seconds, mb_read, mb_per_s, streams, crops, dims."""
+    counts: videos, written, skipped, already_done, seconds, mb_read, mb_per_s, streams, crops,
+    dims. Ctrl-C raises :class:`vad.data.store.Interrupted` (the finished videos are kept)."""
     if cfg.get("out") is None or OmegaConf.is_missing(cfg, "out"):
         raise ValueError("out=STORE.h5 is required: the store file to write")
     if cfg.get("merge"):
@@ -74,10 +75,13 @@ def prepare(cfg: DictConfig, layout=None) -> dict:
 def main(cfg: DictConfig) -> None:
     from vad.io import write_json
 
-    result = prepare(cfg)
-    log.info("store %s: %d videos (%d written, %d skipped), %.1f MB read in %.1f s; train with "
-             "data=store data.path=%s", result["out"], result["videos"], result["written"],
-             result["skipped"], result["mb_read"], result["seconds"], result["out"])
+    try:
+        result = prepare(cfg)
+    except KeyboardInterrupt as err:
+        from vad.rerun import interrupted
+
+        interrupted(err, "vad.prepare")
+    log.info("train with: python -m vad.train data=store %s", override("data.path", result["out"]))
     write_json(Path(cfg.paths.output_dir) / "prepare.json", result)
 
 

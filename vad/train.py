@@ -29,11 +29,12 @@ log = logging.getLogger(__name__)
 SYNTHETIC_BANNER = "#" * 78
 
 
-def load_data(cfg: DictConfig) -> Splits:
-    """Read the configured features and check them against modality x extractor."""
+def load_data(cfg: DictConfig, need_train: bool = True) -> Splits:
+    """Read the configured features and check them against modality x extractor
+    (``need_train=False``: a store of test videos only will do)."""
     streams = tuple(cfg.modality.streams)
     splits = load_splits(cfg.data, streams, cfg.extractor.name, int(cfg.extractor.dim),
-                         snippets=cfg.eval.protocol == "snippets")
+                         snippets=cfg.eval.protocol == "snippets", need_train=need_train)
     check_dim(splits.feature_dim, input_dim(cfg), f"data={cfg.data.name}", cfg)
     if cfg.movement.name != "none" and not splits.has_movement:
         raise ValueError(f"movement={cfg.movement.name} needs movement values, but data={cfg.data.name} "

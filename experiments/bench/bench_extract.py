@@ -36,10 +36,10 @@ def bench(extractor: str, stream: str, video: Path, batch: int, device: str, flo
     layout = VideoLayout(video.parent, extractor=extractor, streams=(stream,),
                          weights={"rgb": "random", "flow": "random"}, flow="farneback",
                          batch_size=batch, device=device, flow_workers=flow_workers)
-    model = layout.models[stream]
+    model = layout.pipeline.networks[stream]
     t0 = time.perf_counter()
     with FlowStream("farneback", workers=flow_workers) as flows:
-        inputs = [layout._prepare_clip(clip, flows if stream == "FLOW" else None, None)[stream]
+        inputs = [layout.pipeline._prepare_clip(clip, flows if stream == "FLOW" else None, None)[stream]
                   for clip in ClipReader(video)]
     producer = time.perf_counter() - t0
     n = len(inputs)

@@ -9,15 +9,16 @@ if TYPE_CHECKING:  # importing torch costs seconds; vad.prepare never needs it
 
 
 def load_splits(data_cfg, streams: tuple[str, ...], extractor: str, extractor_dim: int,
-                snippets: bool = False) -> Splits:
+                snippets: bool = False, need_train: bool = True) -> Splits:
     """Dispatch on ``data.name``: ``synthetic``, ``store`` or a feature layout read directly
-    (validated in one pass); ``snippets`` asks for the test videos' snippet features too."""
+    (validated in one pass); ``snippets`` asks for the test videos' snippet features too;
+    ``need_train=False`` (evaluation) accepts a store without training videos."""
     if data_cfg.name == "synthetic":
         from vad.data import synthetic
         return synthetic.load(data_cfg, streams, extractor, extractor_dim, snippets)
     if data_cfg.name == "store":
         from vad.data import store
-        return store.load(data_cfg, streams, extractor_dim, snippets)
+        return store.load(data_cfg, streams, extractor_dim, snippets, need_train=need_train)
     from vad.data.layouts.registry import open_layout
     from vad.data.reading import load_layout, read_options
     if snippets:
