@@ -13,6 +13,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+import vad.schema  # noqa: F401 - registers conf/train.yaml's schemas for compose()
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 # Small, fast runs: 20% of the videos, few epochs, no progress bar.

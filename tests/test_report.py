@@ -81,7 +81,7 @@ def test_markdown_failed_runs_and_csv(sweep, tmp_path):
     result = report([sweep], tmp_path / "out")
     md = result["markdown"]
     assert "`modality=RGB` | 3 | 0,1,2 | 0.7000 ± 0.1000 [0.6000, 0.8000]" in md
-    assert "5.0 ± 2.0 [3.0, 7.0]" in md and "Shared overrides: `logger=none`" in md
+    assert "| 5 ± 2 [3, 7] |" in md and "Shared overrides: `logger=none`" in md  # integer epochs
     assert "ValueError: data.root=/nowhere is not a folder" in md
     failed = [r for r in result["runs"] if not r.ok]
     assert sorted(r.error for r in failed) == [NO_METRICS,
@@ -97,6 +97,72 @@ def test_markdown_failed_runs_and_csv(sweep, tmp_path):
         assert (tmp_path / "out" / name).stat().st_size > 10_000
     # one configuration has no plots/roc.npz: said so
     assert "not drawn for: `modality=FLOW`" in md
+
+
+def test_integer_epochs_round_their_mean_and_spread(tmp_path):
+    for seed, epoch in enumerate((8, 15, 13)):  # mean 12, std 3.61
+        make_run(tmp_path / f"{seed}", [f"seed={seed}"], {"best": {"epoch": epoch, "auc": 0.5}})
+    [row] = [line for line in report([tmp_path])["markdown"].splitlines() if line.startswith("| `")]
+    assert "| 12 ± 4 [8, 15] |" in row and "12.0" not in row
+
+
+def hydra_yaml(run: Path, exclude_keys: list[str]) -> None:
+    """The part of Hydra's .hydra/hydra.yaml that vad.report reads."""
+    (run / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump(
+        {"hydra": {"job": {"config": {"override_dirname": {"exclude_keys": exclude_keys}}},
+                   "run": {"dir": str(run)}}}))
+
+
+def test_excluded_keys_come_from_each_runs_hydra_config(tmp_path):
+    best = {"best": {"epoch": 1, "auc": 0.5}}
+    # a sweep that left data.batch_size out of its folder names: one configuration over it
+    for seed, batch in enumerate((10, 20)):
+        run = make_run(tmp_path / f"a{seed}", ["modality=RGB", f"data.batch_size={batch}", f"seed={seed}"], best)
+        hydra_yaml(run, ["seed", "data.batch_size"])
+    # threads is a configuration where the run's Hydra config does not exclude it ...
+    hydra_yaml(make_run(tmp_path / "b0", ["modality=RGB", "threads=2", "seed=0"], best), ["seed"])
+    # ... and without .hydra/hydra.yaml only seed is left out
+    make_run(tmp_path / "b1", ["modality=RGB", "threads=2", "seed=1"], best)
+    rows = {r["configuration"]: r for r in report([tmp_path])["rows"]}
+    assert set(rows) == {"(shared overrides only)", "threads=2"}
+    assert rows["(shared overrides only)"]["seeds"] == [0, 1] and rows["threads=2"]["seeds"] == [0, 1]
+    assert rows["(shared overrides only)"]["overrides"] == "modality=RGB"
+
+
+PROBE = """
+import runpy, sys
+WATCHED = ("torch", "pytorch_lightning", "lightning", "matplotlib", "scipy")
+loaded = lambda: sorted(m for m in WATCHED if m in sys.modules)
+class Probe:
+    def __init__(self, out):
+        self.out, self.at_table = out, None
+    def write(self, text):
+        if self.at_table is None and text.strip():
+            self.at_table = loaded()
+        return self.out.write(text)
+    def flush(self):
+        self.out.flush()
+probe = sys.stdout = Probe(sys.stdout)
+sys.argv = ["vad.report", *sys.argv[1:]]
+try:
+    runpy.run_module("vad.report", run_name="__main__", alter_sys=True)
+except SystemExit as end:
+    assert not end.code, end.code
+sys.stdout = probe.out
+print("AT TABLE", probe.at_table)
+print("AT END", loaded())
+"""
+
+
+def test_table_is_printed_before_heavy_imports(sweep, tmp_path):
+    proc = subprocess.run([sys.executable, "-c", PROBE, str(sweep), "--out", str(tmp_path / "out")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "# Run report"  # the table came first
+    assert lines[-2] == "AT TABLE []"  # no torch, Lightning, matplotlib or scipy yet
+    assert lines[-1] == "AT END ['matplotlib', 'scipy']"  # the figures need them; never torch
+    assert (tmp_path / "out" / "roc.png").is_file()
 
 
 def test_default_out_and_single_run_folder(sweep):

@@ -1,4 +1,5 @@
-"""Checks of a composed config that Hydra's schema cannot express, with actionable messages."""
+"""Checks of a composed config that its schema (``vad.schema``: types) cannot express: ranges,
+choices and rules across keys, with actionable messages."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import logging
 
 from omegaconf import DictConfig
 
-from vad.constants import PAIRINGS, VAL_SOURCES
+from vad import schema  # noqa: F401 - registers train.yaml's schemas before @hydra.main composes
+from vad.constants import PAIRINGS, PROTOCOLS, STREAMS, VAL_SOURCES
 
 log = logging.getLogger(__name__)
 
@@ -21,34 +23,34 @@ def validate(cfg: DictConfig) -> None:
     problems = []
     if cfg.data.val_source not in VAL_SOURCES:
         problems.append(f"data.val_source={cfg.data.val_source!r}: expected one of {VAL_SOURCES}")
-    if not 0 < float(cfg.data.holdout_fraction) < 1:
+    if not 0 < cfg.data.holdout_fraction < 1:
         problems.append(f"data.holdout_fraction={cfg.data.holdout_fraction}: expected 0 < x < 1")
-    if int(cfg.data.batch_size) < 1:
+    if cfg.data.batch_size < 1:
         problems.append(f"data.batch_size={cfg.data.batch_size}: expected >= 1")
     if cfg.loss.pairing not in PAIRINGS:
         problems.append(f"loss.pairing={cfg.loss.pairing!r}: expected one of {PAIRINGS}")
-    if not 0 <= float(cfg.model.dropout) < 1:
+    if not 0 <= cfg.model.dropout < 1:
         problems.append(f"model.dropout={cfg.model.dropout}: expected 0 <= p < 1")
-    if float(cfg.movement.k) < 0:
+    if cfg.movement.k < 0:
         problems.append(f"movement.k={cfg.movement.k}: expected >= 0")
-    if cfg.movement.name == "none" and (float(cfg.movement.k) != 0 or cfg.movement.at_test):
+    if cfg.movement.name == "none" and (cfg.movement.k != 0 or cfg.movement.at_test):
         problems.append("movement.k / movement.at_test are set but movement=none: add movement=lk")
-    if cfg.eval.protocol not in ("segments", "snippets"):
-        problems.append(f"eval.protocol={cfg.eval.protocol!r}: expected segments or snippets")
+    if cfg.eval.protocol not in PROTOCOLS:
+        problems.append(f"eval.protocol={cfg.eval.protocol!r}: expected one of {PROTOCOLS}")
     elif cfg.eval.protocol == "snippets" and cfg.movement.at_test:
         problems.append("movement.at_test=true needs eval.protocol=segments (movement values are "
                         "per segment)")
-    threads = cfg.get("threads")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        problems.append(f"threads={threads!r}: expected null or an integer >= 1")
-    if int(cfg.trainer.max_epochs) < 1:
-        problems.append(f"trainer.max_epochs={cfg.trainer.max_epochs}: expected >= 1")
-    if cfg.scheduler and "milestones" in cfg.scheduler:
-        late = [m for m in cfg.scheduler.milestones if m >= cfg.trainer.max_epochs]
+    if cfg.threads is not None and cfg.threads < 1:
+        problems.append(f"threads={cfg.threads}: expected null or >= 1")
+    max_epochs = cfg.trainer.max_epochs
+    if max_epochs is not None and max_epochs < 1:
+        problems.append(f"trainer.max_epochs={max_epochs}: expected >= 1")
+    if max_epochs is not None and cfg.scheduler and "milestones" in cfg.scheduler:
+        late = [m for m in cfg.scheduler.milestones if m >= max_epochs]
         if late:
             log.warning("scheduler.milestones %s are not below trainer.max_epochs=%s: they never "
-                        "apply in this run", list(late), cfg.trainer.max_epochs)
-    unknown = set(cfg.modality.streams) - {"RGB", "FLOW"}
+                        "apply in this run", list(late), max_epochs)
+    unknown = set(cfg.modality.streams) - set(STREAMS)
     if unknown:
         problems.append(f"modality.streams has {sorted(unknown)}: expected RGB and/or FLOW")
     if problems:

@@ -2,13 +2,15 @@
 
 Finds every run folder under the given run or multirun folders (a folder holding
 ``metrics.json``, ``.hydra/overrides.yaml`` or ``config_resolved.yaml``), groups the runs by
-their command-line overrides without ``seed`` (and the other keys the sweep folder names leave
-out), and reports per configuration the mean, the sample standard deviation (ddof=1), the
+their command-line overrides without the keys the run's own sweep folder names leave out
+(``hydra.job.config.override_dirname.exclude_keys`` of its ``.hydra/hydra.yaml``: ``seed``,
+...), and reports per configuration the mean, the sample standard deviation (ddof=1), the
 minimum and the maximum over seeds of the best epoch's metrics. Runs without ``metrics.json``
-are listed as failed with the last error of their log. Writes into ``--out`` (default
-``<first PATH>/report``): ``report.md``, ``report.csv``, ``roc.png`` (the runs' ROC curves from
-``plots/roc.npz`` where present, over the curves published with the CVPR 2018 paper) and
-``class_auc.png`` (per-class AUC, configurations x classes). Lightning is never imported.
+are listed as failed with the last error of their log. Prints the table, then writes into
+``--out`` (default ``<first PATH>/report``): ``report.md``, ``report.csv``, ``roc.png`` (the
+runs' ROC curves from ``plots/roc.npz`` where present, over the curves published with the CVPR
+2018 paper) and ``class_auc.png`` (per-class AUC, configurations x classes). Starts fast: torch
+and Lightning are never imported, matplotlib and scipy only to draw the figures.
 """
 
 from __future__ import annotations
@@ -22,20 +24,21 @@ import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import yaml
 
 from vad.io import save_figure, write_text
 
-# Keys that do not make a configuration (as hydra.job.config.override_dirname.exclude_keys).
-EXCLUDED_KEYS = ("seed", "ckpt_path", "trainer.enable_progress_bar", "threads")
+# Left out of the configuration of a run without .hydra/hydra.yaml (see excluded_keys).
+FALLBACK_EXCLUDED = ("seed",)
 # (column, label, where in metrics.json, decimals)
 METRICS = (("auc", "AUC", ("best", "auc"), 4),
            ("ap", "AP", ("best", "ap"), 4),
            ("far", "FAR", ("best", "far"), 4),
            ("paired_auc", "paired AUC", ("best", "paired_auc"), 4),
-           ("best_epoch", "best epoch", ("best", "epoch"), 1),
+           ("best_epoch", "best epoch", ("best", "epoch"), 0),
            ("wall_time_s", "wall time (s)", ("wall_time_s",), 1))
 PAPER_CURVES = (("1_Binary_Abnormal_Normal.mat", "Binary classifier"),
                 ("2_Cei_lui.mat", "Lu et al. ICCV 2013"),
@@ -49,6 +52,7 @@ class Run:
     path: Path
     overrides: list[str]
     seed: int | None
+    excluded: tuple[str, ...] = FALLBACK_EXCLUDED
     metrics: dict | None = None
     error: str | None = None
     config: tuple[str, ...] = field(default=())
@@ -105,6 +109,23 @@ def last_error(run_dir: Path) -> str:
     return f"{NO_METRICS}: {error}" if error else NO_METRICS
 
 
+def excluded_keys(run_dir: Path) -> tuple[str, ...]:
+    """The override keys that do not make the run's configuration: its Hydra config's
+    ``hydra.job.config.override_dirname.exclude_keys`` (``seed``, ``threads`` ... in
+    ``conf/train.yaml``), which also leaves them out of sweep folder names. A run without a
+    readable ``.hydra/hydra.yaml`` (a folder copied without it) leaves out only ``seed``."""
+    try:
+        hydra = (_load_yaml(run_dir / ".hydra" / "hydra.yaml") or {}).get("hydra") or {}
+        keys = hydra["job"]["config"]["override_dirname"]["exclude_keys"]
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return FALLBACK_EXCLUDED
+    return tuple(str(k) for k in keys)
+
+
+def _load_yaml(path: Path):
+    return yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 def read_run(run_dir: Path) -> Run:
     overrides_file = run_dir / ".hydra" / "overrides.yaml"
     overrides = [str(o) for o in (yaml.safe_load(overrides_file.read_text()) or [])] \
@@ -117,7 +138,7 @@ def read_run(run_dir: Path) -> Run:
     resolved = run_dir / "config_resolved.yaml"
     if seed is None and resolved.is_file():
         seed = (yaml.safe_load(resolved.read_text()) or {}).get("seed")
-    run = Run(run_dir, overrides, seed)
+    run = Run(run_dir, overrides, seed, excluded_keys(run_dir))
     metrics_file = run_dir / "metrics.json"
     if metrics_file.is_file():
         metrics = json.loads(metrics_file.read_text())
@@ -129,15 +150,15 @@ def read_run(run_dir: Path) -> Run:
     return run
 
 
-def config_key(overrides: list[str]) -> tuple[str, ...]:
-    kept = [o for o in overrides if o.lstrip("+~").partition("=")[0] not in EXCLUDED_KEYS]
+def config_key(overrides: list[str], excluded: tuple[str, ...]) -> tuple[str, ...]:
+    kept = [o for o in overrides if o.lstrip("+~").partition("=")[0] not in excluded]
     return tuple(sorted(kept))
 
 
 def load_runs(paths: list[Path]) -> list[Run]:
     runs = [read_run(d) for d in find_run_dirs(paths)]
     for run in runs:
-        run.config = config_key(run.overrides)
+        run.config = config_key(run.overrides, run.excluded)
     return runs
 
 
@@ -261,9 +282,18 @@ def csv_text(rows: list[dict], runs: list[Run]) -> str:
 
 # ------------------------------------------------------------------ curves and figures
 
+def roc_file(run_dir: Path) -> Path:
+    return Path(run_dir) / "plots" / "roc.npz"
+
+
+def without_roc(rows: list[dict]) -> list[str]:
+    """The configurations none of whose runs saved ``plots/roc.npz`` (left out of roc.png)."""
+    return [row["configuration"] for row in rows if not any(roc_file(r).is_file() for r in row["runs"])]
+
+
 def load_curve(run_dir: Path) -> Curve | None:
     """The run's frame-level ROC from ``plots/roc.npz`` (arrays fpr, tpr, auc), if saved."""
-    path = Path(run_dir) / "plots" / "roc.npz"
+    path = roc_file(run_dir)
     if not path.is_file():
         return None
     with np.load(path) as data:
@@ -291,9 +321,9 @@ def mean_curve(curves: list[Curve], grid: np.ndarray) -> np.ndarray:
     return np.mean([np.interp(grid, c.fpr, c.tpr) for c in curves], axis=0)
 
 
-def roc_plot(rows: list[dict], out: Path) -> list[str]:
+def roc_plot(rows: list[dict], out: Path) -> None:
     """Overlaid ROC of every configuration that has ``plots/roc.npz`` files, over the paper's
-    curves; returns the configurations that had none."""
+    curves."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -302,12 +332,10 @@ def roc_plot(rows: list[dict], out: Path) -> list[str]:
     fig, ax = plt.subplots(figsize=(7, 6))
     for curve in load_paper_curves():
         ax.plot(curve.fpr, curve.tpr, ls="--", lw=1, label=f"{curve.label} (AUC {curve.auc:.4f})")
-    missing = []
     grid = np.linspace(0, 1, 501)
     for row in rows:
         curves = [c for c in map(load_curve, row["runs"]) if c is not None]
         if not curves:
-            missing.append(row["configuration"])
             continue
         aucs = summarise([c.auc for c in curves])
         spread = f" ± {aucs['std']:.4f}" if aucs["n"] > 1 else ""
@@ -315,6 +343,7 @@ def roc_plot(rows: list[dict], out: Path) -> list[str]:
                 label=f"{row['configuration']} (AUC {aucs['mean']:.4f}{spread}, n={aucs['n']})")
     ax.plot([0, 1], [0, 1], c="grey", lw=0.6)
     title = "Frame-level ROC"
+    missing = without_roc(rows)
     if missing:
         title += f"\n({len(missing)} configuration(s) without plots/roc.npz not drawn)"
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
@@ -322,7 +351,6 @@ def roc_plot(rows: list[dict], out: Path) -> list[str]:
     fig.tight_layout()
     save_figure(fig, out)
     plt.close(fig)
-    return missing
 
 
 def class_auc_plot(rows: list[dict], out: Path) -> None:
@@ -355,8 +383,9 @@ def class_auc_plot(rows: list[dict], out: Path) -> None:
 
 # ------------------------------------------------------------------ entry point
 
-def report(paths: list[Path], out: Path | None = None) -> dict:
-    """Write report.md, report.csv, roc.png and class_auc.png; return the rows and texts."""
+def report(paths: list[Path], out: Path | None = None, echo: Callable[[str], None] | None = None) -> dict:
+    """Write report.md, report.csv, roc.png and class_auc.png; return the rows and texts.
+    ``echo`` gets the markdown as soon as the tables are written, before the figures are drawn."""
     paths = [Path(p) for p in paths]
     out = Path(out) if out else paths[0] / "report"
     runs = load_runs(paths)
@@ -365,13 +394,16 @@ def report(paths: list[Path], out: Path | None = None) -> dict:
                          f"under {', '.join(map(str, paths))}")
     rows = aggregate(runs)
     md, table = markdown(rows, runs), csv_text(rows, runs)
-    missing = roc_plot(rows, out / "roc.png")
+    missing = without_roc(rows)
     if missing:
         md += ("\nROC curves need `plots/roc.npz` (fpr, tpr, auc) in each run folder; not drawn for: "
                + ", ".join(f"`{m}`" for m in missing) + ".\n")
-    class_auc_plot(rows, out / "class_auc.png")
     write_text(out / "report.md", md)
     write_text(out / "report.csv", table)
+    if echo:
+        echo(md)
+    roc_plot(rows, out / "roc.png")
+    class_auc_plot(rows, out / "class_auc.png")
     return {"runs": runs, "rows": rows, "markdown": md, "csv": table, "out": out}
 
 
@@ -383,11 +415,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="output folder (default: <first PATH>/report)")
     args = parser.parse_args(argv)
     try:
-        result = report(args.paths, args.out)
+        result = report(args.paths, args.out, echo=lambda md: print(md, end="", flush=True))
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(result["markdown"], end="")
     print(f"\nwritten to {result['out']}", file=sys.stderr)
     return 0
 
