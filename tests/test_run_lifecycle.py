@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SMALL, run_cli
+from tests.conftest import ROOT, run_cli
 from vad.cli import UserError, user_errors
 from vad.epoch_end import line
 from vad.report import last_error, read_run
 from vad.run_lock import RunLock
-from vad.train import train, trainer_args
+from vad.train import check_resume, train, trainer_args
 
 TINY = ["data.fraction=0.05", "data.batch_size=5", "trainer.enable_progress_bar=false", "scheduler=none"]
 NPY = ["data=ucf_crime_npy", "data.batch_size=2", "trainer.enable_progress_bar=false", "logger=none"]
@@ -138,6 +138,18 @@ def test_a_user_error_in_a_multirun_job_lands_in_its_train_log(compose_cfg, trai
     with pytest.raises(FileNotFoundError, match="is not a folder") as err:
         train(cfg)
     assert f"[ERROR] - {err.value}\n" in log_file.read_text()
+
+
+def test_resume_past_max_steps_is_refused():
+    from omegaconf import OmegaConf
+
+    trainer = OmegaConf.create({"max_epochs": 1000, "max_steps": 200})
+    with pytest.raises(UserError) as err:
+        check_resume("a.ckpt", {"epoch": 9, "global_step": 200}, trainer)
+    assert str(err.value) == ("ckpt_path=a.ckpt ended at global step 200 (epoch 10), but trainer.max_steps=200: "
+                              "nothing is left to train; raise trainer.max_steps above 200 to continue")
+    assert check_resume("a.ckpt", {"epoch": 9, "global_step": 199}, trainer) == {
+        "checkpoint": "a.ckpt", "epoch": 9, "global_step": 199}
 
 
 # --- epoch lines and the progress bar -------------------------------------------------------
