@@ -163,6 +163,17 @@ def test_epoch_line_format():
                                          "far 0.0312  holdout_auc 0.5000  lr 2.5e-05  4.1 s")
 
 
+def test_one_line_per_epoch_with_the_holdout_auc(compose_cfg, caplog):
+    with caplog.at_level(logging.INFO, logger="vad.train"):
+        result = train(compose_cfg(TINY + ["data.val_source=train_holdout", "trainer.max_epochs=2", "logger=none"]))
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert [ln.split()[:2] for ln in lines] == [["epoch", "1/2"], ["epoch", "2/2"]]
+    last = result["last"]
+    assert f"auc {last['auc']:.4f}  ap {last['ap']:.4f}  far {last['far']:.4f}  " \
+           f"holdout_auc {last['holdout/video_auc']:.4f}  lr 1.0e-03  " in lines[-1]
+    assert [h["holdout_auc"] for h in result["history"]][-1] == last["holdout/video_auc"]
+
+
 @pytest.mark.parametrize(("setting", "tty", "shown"), [("null", True, True), ("null", False, False),
                                                         ("true", False, True), ("false", True, False)])
 def test_progress_bar_only_on_a_terminal_unless_forced(compose_cfg, monkeypatch, setting, tty, shown):

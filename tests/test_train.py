@@ -140,17 +140,10 @@ def test_runs_are_reproducible(compose_cfg, tmp_path):
     assert first == second
 
 
-def test_train_holdout_selects_on_training_videos(compose_cfg, caplog):
-    with caplog.at_level(logging.INFO, logger="vad.train"):
-        result = train(compose_cfg(SMALL + ["data.val_source=train_holdout", "logger=csv"]))
+def test_train_holdout_selects_on_training_videos(compose_cfg):
+    result = train(compose_cfg(SMALL + ["data.val_source=train_holdout", "logger=csv"]))
     assert result["best"]["selection_metric"] == "holdout/video_auc"
     assert np.isfinite(result["best"]["auc"])
-    # One line per epoch, with the hold-out video AUC of that epoch.
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
-    assert [line.split()[1] for line in lines] == ["1/4", "2/4", "3/4", "4/4"]
-    last = result["last"]
-    assert f"auc {last['auc']:.4f}  ap {last['ap']:.4f}  far {last['far']:.4f}  " \
-           f"holdout_auc {last['holdout/video_auc']:.4f}  lr 1.0e-03  " in lines[-1]
 
 
 def test_movement_lk_trains_and_changes_scores(compose_cfg):
