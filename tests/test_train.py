@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from tests.conftest import SMALL
+from vad.cli import UserError
 from vad.evaluate import evaluate
 from vad.train import train
 
@@ -37,7 +39,13 @@ def test_metrics_json_has_last_and_best(trained):
     result, out = trained
     on_disk = json.loads((out / "metrics.json").read_text())
     assert on_disk == json.loads(json.dumps(result))
+    assert on_disk["status"] == "finished" and on_disk["resumed_from"] is None
     assert on_disk["last"]["epoch"] == 7
+    history = on_disk["history"]  # one record per epoch, the last one is `last`
+    assert [h["epoch"] for h in history] == list(range(8))
+    assert history[-1]["auc"] == on_disk["last"]["auc"] and history[-1]["far"] == on_disk["last"]["far"]
+    steps = [h["global_step"] for h in history]
+    assert steps[0] > 0 and np.all(np.diff(steps) == steps[0])  # the same number of batches every epoch
     best = on_disk["best"]
     assert best["val_source"] == "test" and best["selection_metric"] == "test/auc"
     assert 0 <= best["epoch"] <= 7
@@ -85,13 +93,46 @@ def test_evaluate_rejects_a_checkpoint_of_another_dimension(trained, compose_cfg
     assert "modality=RGB" in str(err.value) and "1024-d" in str(err.value)
 
 
-def test_resume_continues_from_checkpoint(trained, compose_cfg):
-    _, out = trained
+def test_resume_continues_from_checkpoint(trained, compose_cfg, caplog):
+    first_run, out = trained
     last = out / "checkpoints" / "last.ckpt"
-    result = train(compose_cfg(LEARN + [f"ckpt_path={last}", "trainer.max_epochs=10", "logger=none"]))
+    saved = torch.load(last, map_location="cpu", weights_only=False)
+    assert saved["epoch"] == 7 and saved["global_step"] == first_run["history"][-1]["global_step"]
+    with caplog.at_level(logging.INFO, logger="vad.train"):
+        result = train(compose_cfg(LEARN + [f"ckpt_path={last}", "trainer.max_epochs=10", "logger=none"]))
+    assert result["resumed_from"] == {"checkpoint": str(last), "epoch": 7, "global_step": saved["global_step"]}
+    # The resumed run trains epochs 8 and 9 only (epoch lines count from 1), its steps continue.
+    per_epoch = first_run["history"][0]["global_step"]
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert [line.split()[:4] for line in lines] == [
+        ["epoch", "9/10", "step", str(saved["global_step"] + per_epoch)],
+        ["epoch", "10/10", "step", str(saved["global_step"] + 2 * per_epoch)]]
+    assert [h["epoch"] for h in result["history"]] == [8, 9]
+    assert result["history"][0]["global_step"] > saved["global_step"]
     assert result["last"]["epoch"] == 9
-    state = torch.load(result["best"]["checkpoint"] or last, weights_only=False)
-    assert state["epoch"] >= 0
+
+
+def test_resume_of_a_finished_run_is_refused(trained, compose_cfg):
+    _, out = trained
+    last = out / "checkpoints" / "last.ckpt"  # epoch index 7: 8 epochs done
+    for max_epochs in (8, 5):
+        with pytest.raises(UserError) as err:
+            train(compose_cfg(LEARN + [f"ckpt_path={last}", f"trainer.max_epochs={max_epochs}"]))
+        assert str(err.value).startswith(f"ckpt_path={last} ended at epoch 8 (global step ")
+        assert f"but trainer.max_epochs={max_epochs}: nothing is left to train; raise trainer.max_epochs " \
+               f"above 8 to continue (e.g. trainer.max_epochs={8 + max_epochs})" in str(err.value)
+
+
+def test_resume_from_a_file_that_is_no_checkpoint(compose_cfg, tmp_path):
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"not a checkpoint at all")
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}, "epoch": 3, "hyper_parameters": {"lr": 0.1}}, foreign)
+    for path, why in ((garbage, "(torch.load failed: "), (foreign, "(no hyper_parameters.run: not written by vad.train)")):
+        cfg = compose_cfg(SMALL + [f"ckpt_path={path}"])
+        with pytest.raises(UserError, match="not a vad checkpoint") as err:
+            train(cfg)
+        assert str(err.value).startswith(f"not a vad checkpoint: {path} {why}")
 
 
 def test_runs_are_reproducible(compose_cfg, tmp_path):

@@ -6,7 +6,8 @@ their command-line overrides without the keys the run's own sweep folder names l
 (``hydra.job.config.override_dirname.exclude_keys`` of its ``.hydra/hydra.yaml``: ``seed``,
 ...), and reports per configuration the mean, the sample standard deviation (ddof=1), the
 minimum and the maximum over seeds of the best epoch's metrics. Runs without ``metrics.json``
-are listed as failed with the last error of their log. Prints the table, then writes into
+are listed as failed with the last error of their log, interrupted runs with their resume
+command. Prints the table, then writes into
 ``--out`` (default ``<first PATH>/report``): ``report.md``, ``report.csv``, ``roc.png`` (the
 runs' ROC curves from ``plots/roc.npz`` where present, over the curves published with the CVPR
 2018 paper) and ``class_auc.png`` (per-class AUC, configurations x classes). Starts fast: torch
@@ -20,6 +21,7 @@ import csv
 import io
 import json
 import math
+import re
 import sys
 from dataclasses import dataclass, field
 from importlib import resources
@@ -90,22 +92,34 @@ def find_run_dirs(paths: list[Path]) -> list[Path]:
     return sorted(found)
 
 
+def _first_line(lines: list[str]) -> str:
+    """A message's first line, with the next one when it ends with ``:`` (the dataset report's
+    first line follows "the dataset has problems (...):")."""
+    first = lines[0].strip()
+    if first.endswith(":") and len(lines) > 1 and lines[1].strip():
+        first = f"{first} {lines[1].strip()}"
+    return first
+
+
 def last_error(run_dir: Path) -> str:
-    """The exception line of the last traceback in the run's ``*.log`` files, else the last
-    ERROR line, else ``no metrics.json``."""
+    """The exception line of the last traceback in the run's ``*.log`` files, else the message
+    of the last ERROR record, else ``no metrics.json``."""
     error = None
     for log in sorted(run_dir.glob("*.log")):
         lines = log.read_text(errors="replace").splitlines()
         starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
         if starts:
-            for line in lines[starts[-1] + 1:]:
+            after = lines[starts[-1] + 1:]
+            for i, line in enumerate(after):
                 if line.strip() and not line[0].isspace():
-                    error = line.strip()
+                    error = _first_line(after[i:])
                     break
         elif error is None:
-            errors = [line for line in lines if "[ERROR]" in line or " ERROR " in line]
+            errors = [i for i, line in enumerate(lines) if "[ERROR]" in line or " ERROR " in line]
             if errors:
-                error = errors[-1].strip()
+                record = lines[errors[-1]:]
+                record[0] = re.sub(r"^\[[^]]*\]\[[^]]*\]\[ERROR\] - ", "", record[0])
+                error = _first_line(record)
     return f"{NO_METRICS}: {error}" if error else NO_METRICS
 
 
@@ -144,7 +158,10 @@ def read_run(run_dir: Path) -> Run:
         metrics = json.loads(metrics_file.read_text())
         if "best" not in metrics and "metrics" in metrics:  # a vad.evaluate folder
             metrics = {**metrics, "best": metrics["metrics"]}
-        run.metrics = metrics
+        if metrics.get("status", "finished") == "finished":
+            run.metrics = metrics
+        else:  # "interrupted": the message says after which epoch and how to resume
+            run.error = f"{metrics['status']}: {metrics.get('message', '')}"
     else:
         run.error = last_error(run_dir)
     return run

@@ -1,10 +1,22 @@
 """``python -m vad.train``: train a MIL anomaly detector and write metrics, checkpoints, logs
-and plots into the Hydra run folder."""
+and plots into the Hydra run folder.
+
+The run's lifecycle: it holds the folder's lock (``vad.run_lock``) from start to end, saves
+``last.ckpt`` and logs one line at the end of every epoch (``vad.epoch_end``), refuses a resume
+with nothing left to train, puts an unexpected exception into ``train.log`` with its traceback,
+and on Ctrl-C writes an ``"interrupted"`` ``metrics.json`` and prints the command that resumes
+it (exit status 130).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import shlex
+import sys
 import time
+import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
@@ -15,14 +27,17 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from vad.checkpoint import read as read_checkpoint
-from vad.cli import user_errors
+from vad.cli import USER_ERRORS, UserError, _multirun, log_to_files, override, user_errors
 from vad.config import check_dim, input_dim, validate
 from vad.data import load_splits
 from vad.data.features import Splits
 from vad.datamodule import MILDataModule
+from vad.epoch_end import EpochEnd
 from vad.io import write_json, write_text
 from vad.lit_module import MILModule
 from vad.plots import evaluation_figures, save_roc_points, write_figures
+from vad.run_lock import RunLock
+from vad.run_writers import AtomicCheckpointIO, OneFileTensorBoardLogger
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +65,7 @@ def load_data(cfg: DictConfig, need_train: bool = True) -> Splits:
 
 def make_logger(cfg: DictConfig, run_dir: Path):
     if cfg.logger.name == "tensorboard":
-        return TensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False)
+        return OneFileTensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False)
     if cfg.logger.name == "csv":
         return CSVLogger(save_dir=str(run_dir), name="", version="")
     if cfg.logger.name == "none":
@@ -102,36 +117,126 @@ def _strip(metrics: dict, prefix: str = "test/") -> dict:
     return {k[len(prefix):] if k.startswith(prefix) else k: float(v) for k, v in metrics.items()}
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C ended the run after it wrote an ``"interrupted"`` ``metrics.json``; the message
+    says after which epoch and how to resume."""
+
+
+def check_resume(ckpt_path, checkpoint: dict, trainer_cfg) -> dict:
+    """Where the checkpoint ended (``epoch`` index, ``global_step``); a checkpoint that already
+    reached ``trainer.max_epochs`` (or ``max_steps``) is an error, not Lightning's silent no-op."""
+    epoch, step = int(checkpoint["epoch"]), int(checkpoint.get("global_step", 0))
+    done, max_epochs = epoch + 1, int(trainer_cfg.max_epochs)
+    if max_epochs <= done:
+        raise UserError(f"ckpt_path={ckpt_path} ended at epoch {done} (global step {step}), but "
+                        f"trainer.max_epochs={max_epochs}: nothing is left to train; raise trainer.max_epochs "
+                        f"above {done} to continue (e.g. {override('trainer.max_epochs', done + max_epochs)})")
+    max_steps = int(trainer_cfg.get("max_steps") or -1)
+    if 0 < max_steps <= step:
+        raise UserError(f"ckpt_path={ckpt_path} ended at global step {step} (epoch {done}), but "
+                        f"trainer.max_steps={max_steps}: nothing is left to train; raise trainer.max_steps "
+                        f"above {step} to continue")
+    return {"checkpoint": str(ckpt_path), "epoch": epoch, "global_step": step}
+
+
+def trainer_args(cfg: DictConfig) -> dict:
+    """``cfg.trainer`` for ``pl.Trainer``; ``enable_progress_bar: null`` shows the bar only
+    when stdout is a terminal (no bar characters in nohup or SLURM logs)."""
+    args = OmegaConf.to_container(cfg.trainer, resolve=True)
+    if args.get("enable_progress_bar") is None:
+        args["enable_progress_bar"] = sys.stdout.isatty()
+    return args
+
+
+def resume_command(run_dir: Path) -> str:
+    """``python -m vad.train`` with this run's overrides, writing on into ``run_dir`` from its
+    ``last.ckpt``."""
+    from hydra.core.hydra_config import HydraConfig
+
+    given = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    kept = [o for o in given if o.lstrip("+~").partition("=")[0] != "ckpt_path"]
+    return " ".join(["python -m vad.train", *map(shlex.quote, kept), override("hydra.run.dir", run_dir),
+                     override("ckpt_path", run_dir / "checkpoints" / "last.ckpt")])
+
+
+def log_failure(err: BaseException) -> None:
+    """Put a failed run's exception into its log files (``train.log``): a user error as its
+    message where ``vad.cli`` does not write it (it re-raises in a multirun and with
+    ``HYDRA_FULL_ERROR=1``), anything else (a bug, OOM) with its traceback."""
+    if isinstance(err, USER_ERRORS):
+        if os.environ.get("HYDRA_FULL_ERROR") == "1" or _multirun():
+            log_to_files(logging.ERROR, str(err))
+        return
+    log_to_files(logging.ERROR, "training failed:\n" + "".join(traceback.format_exception(err)).rstrip())
+
+
+@dataclass
+class RunState:
+    """What ``train`` needs after a Ctrl-C: filled in as the run gets there."""
+
+    epoch_end: EpochEnd | None = None
+    splits: Splits | None = None
+    resumed_from: dict | None = None
+    checkpoint: ModelCheckpoint | None = None
+    logger: object = None
+    trainer: pl.Trainer | None = None
+    fitted: bool = False
+
+
 def train(cfg: DictConfig) -> dict:
-    """Train, evaluate the best checkpoint, write ``metrics.json``; return its content."""
+    """Train, evaluate the best checkpoint, write ``metrics.json``; return its content. Raises
+    :class:`RunInterrupted` on Ctrl-C, after writing an ``"interrupted"`` ``metrics.json``."""
     started = time.perf_counter()
-    validate(cfg)
+    state = RunState()
+    try:
+        validate(cfg)
+        run_dir = Path(cfg.paths.output_dir)
+        with RunLock(run_dir):
+            try:
+                return _train(cfg, run_dir, started, state)
+            except (KeyboardInterrupt, SystemExit) as stop:
+                # Lightning ends a Ctrl-C in fit or test with sys.exit(1), the trainer marked interrupted.
+                if isinstance(stop, SystemExit) and not (state.trainer and state.trainer.interrupted):
+                    raise
+                raise RunInterrupted(interrupted(cfg, run_dir, started, state)) from None
+            finally:
+                if isinstance(state.logger, OneFileTensorBoardLogger):
+                    state.logger.close()
+    except Exception as err:
+        log_failure(err)
+        raise
+
+
+def _train(cfg: DictConfig, run_dir: Path, started: float, state: RunState) -> dict:
     set_threads(cfg.get("threads"))
-    run_dir = Path(cfg.paths.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     pl.seed_everything(int(cfg.seed), workers=True)
 
-    splits = load_data(cfg)
-    loaded = time.perf_counter()
-    if cfg.ckpt_path:
+    if cfg.ckpt_path:  # before reading the data: a checkpoint that cannot resume fails at once
         resumed = read_checkpoint(cfg.ckpt_path)
         check_dim(int(resumed["hyper_parameters"]["input_dim"]), input_dim(cfg),
                   f"checkpoint {cfg.ckpt_path}", cfg)
+        state.resumed_from = check_resume(cfg.ckpt_path, resumed, cfg.trainer)
+        log.info("resuming from %s: epoch %d done, global step %d", cfg.ckpt_path,
+                 state.resumed_from["epoch"] + 1, state.resumed_from["global_step"])
+    splits = state.splits = load_data(cfg)
+    loaded = time.perf_counter()
     module, datamodule = build(cfg, splits)
-    logger = make_logger(cfg, run_dir)
-    checkpoint = ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), monitor="val/auc", mode="max",
-                                 save_last=True, auto_insert_metric_name=False,
-                                 filename="epoch{epoch:03d}-auc{val/auc:.4f}")
-    callbacks = [checkpoint] + ([LearningRateMonitor(logging_interval="epoch")] if logger else [])
-    trainer = pl.Trainer(**cfg.trainer, logger=logger, callbacks=callbacks,
-                         default_root_dir=str(run_dir))
+    logger = state.logger = make_logger(cfg, run_dir)
+    checkpoint = state.checkpoint = ModelCheckpoint(
+        dirpath=str(run_dir / "checkpoints"), monitor="val/auc", mode="max",
+        auto_insert_metric_name=False, filename="epoch{epoch:03d}-auc{val/auc:.4f}")
+    state.epoch_end = EpochEnd(run_dir / "checkpoints" / "last.ckpt")  # saved every epoch, after the best
+    callbacks = [checkpoint, state.epoch_end] + ([LearningRateMonitor(logging_interval="epoch")] if logger else [])
+    trainer = state.trainer = pl.Trainer(**trainer_args(cfg), logger=logger, callbacks=callbacks,
+                         plugins=[AtomicCheckpointIO()], default_root_dir=str(run_dir))
     if isinstance(logger, TensorBoardLogger):
         logger.log_hyperparams(flat_hparams(cfg), {"hp/auc": 0.0, "hp/ap": 0.0, "hp/far": 0.0,
                                                    "hp/paired_auc": 0.0})
     fit_started = time.perf_counter()
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     fitted = time.perf_counter()
+    state.fitted = True
     last = {"epoch": trainer.current_epoch - 1, **_strip(module.last_metrics)}
 
     best_path = checkpoint.best_model_path or None
@@ -154,26 +259,57 @@ def train(cfg: DictConfig) -> dict:
     if logger:
         logger.finalize("success")
 
-    result = {"data": splits.description, "synthetic": splits.synthetic,
+    result = {"status": "finished", "resumed_from": state.resumed_from,
+              "data": splits.description, "synthetic": splits.synthetic,
               "modality": cfg.modality.name, "extractor": cfg.extractor.name,
               "last": last, "best": best, "wall_time_s": round(time.perf_counter() - started, 2),
               # Where the wall time went: reading data, building until fit, fit, test + plots.
               "timings_s": {"load": round(loaded - started, 3), "setup": round(fit_started - loaded, 3),
                             "fit": round(fitted - fit_started, 3),
                             "test": round(time.perf_counter() - fitted, 3)},
-              "run_dir": str(run_dir)}
+              "run_dir": str(run_dir), "history": state.epoch_end.history}
     write_json(run_dir / "metrics.json", result)
-    log.info("best epoch %d (by %s): auc %.4f ap %.4f far %.4f paired_auc %.4f; last auc %.4f",
-             best["epoch"], best["selection_metric"], best["auc"], best["ap"], best["far"],
-             best.get("paired_auc", float("nan")), last.get("auc", float("nan")))
+    log.info("best epoch %d/%d (by %s): auc %.4f ap %.4f far %.4f paired_auc %.4f; last auc %.4f",
+             best["epoch"] + 1, int(cfg.trainer.max_epochs), best["selection_metric"], best["auc"], best["ap"],
+             best["far"], best.get("paired_auc", float("nan")), last.get("auc", float("nan")))
     log.info("outputs in %s", run_dir)
     return result
+
+
+def interrupted(cfg: DictConfig, run_dir: Path, started: float, state: RunState) -> str:
+    """Write the ``"interrupted"`` ``metrics.json`` (with the last finished epoch's metrics) and
+    log what to run next; returns that message."""
+    last_ckpt = run_dir / "checkpoints" / "last.ckpt"
+    if state.fitted:
+        best = (state.checkpoint.best_model_path if state.checkpoint else "") or last_ckpt
+        message = ("interrupted after training, during the final evaluation; evaluate the best checkpoint "
+                   f"with python -m vad.evaluate {override('ckpt_path', best)}")
+    elif last_ckpt.is_file():
+        done = int(read_checkpoint(last_ckpt)["epoch"]) + 1
+        message = (f"interrupted after epoch {done}/{int(cfg.trainer.max_epochs)}; resume with "
+                   f"{resume_command(run_dir)}")
+    else:
+        message = "interrupted before the first epoch ended; nothing to resume: run the command again"
+    last = state.epoch_end.last if state.epoch_end else None
+    write_json(run_dir / "metrics.json", {
+        "status": "interrupted", "message": message, "resumed_from": state.resumed_from,
+        "data": state.splits.description if state.splits else None,
+        "synthetic": state.splits.synthetic if state.splits else None,
+        "modality": cfg.modality.name, "extractor": cfg.extractor.name,
+        "last": {"epoch": last[0], **_strip(last[1])} if last else None,
+        "wall_time_s": round(time.perf_counter() - started, 2), "run_dir": str(run_dir),
+        "history": state.epoch_end.history if state.epoch_end else []})
+    log.warning(message)
+    return message
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 @user_errors
 def main(cfg: DictConfig) -> float:
-    return train(cfg)["best"]["auc"]
+    try:
+        return train(cfg)["best"]["auc"]
+    except RunInterrupted:
+        sys.exit(130)  # as a shell reports a process ended by SIGINT; the message is logged
 
 
 if __name__ == "__main__":
