@@ -149,3 +149,10 @@ def test_evaluate_cli_runs_without_lightning(run, tmp_path, cache_dir):
     assert not {m for m in imported if m.split(".")[0] in ("pytorch_lightning", "lightning_fabric")}
     evaluated = json.loads((out / "metrics.json").read_text())
     assert evaluated["metrics"]["auc"] == pytest.approx(result["best"]["auc"], abs=1e-9)
+
+
+def test_a_file_that_is_not_a_checkpoint_is_named(tmp_path, compose_cfg):
+    garbage = tmp_path / "model.ckpt"
+    garbage.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(UserError, match=f"not a vad checkpoint: {garbage} \\(torch.load failed"):
+        evaluate(evaluate_cfg(compose_cfg, garbage))

@@ -105,6 +105,7 @@ def test_test_scores_are_the_mean_over_crops():
     np.testing.assert_allclose(model.evaluator.run(model.learner).scores, expected.numpy(), atol=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
 def test_movement_is_added_in_training_and_at_test_only_when_asked():
     data = splits()
     k = 0.5

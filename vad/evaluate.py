@@ -59,6 +59,7 @@ def evaluate(cfg: DictConfig, overridden: set[str] = frozenset()) -> dict:
     """Score the test split with the checkpoint; write ``metrics.json``, ``scores.npz`` and
     ``plots/``; return the content of ``metrics.json``."""
     ckpt_path = Path(str(cfg.ckpt_path))
+    log.info("evaluating %s", ckpt_path)
     checkpoint = read_checkpoint(ckpt_path)
     run = checkpoint["hyper_parameters"]["run"]
     with open_dict(cfg):
