@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from vad.data.features import FeatureSet
 
 HOLDOUT_AUC = "holdout/video_auc"
-SNIPPETS_NEED_SEGMENTS = "movement.at_test=true needs eval.protocol=segments (movement values are per segment)"
 
 
 def score(learner: nn.Module, features: Tensor, movement: Tensor | None = None,
@@ -109,7 +108,8 @@ class Evaluator:
     def __init__(self, test: FeatureSet, protocol: str = "segments", pair_seed: int = 0,
                  movement_k: float = 0.0, holdout: FeatureSet | None = None):
         if movement_k and protocol != "segments":
-            raise ValueError(SNIPPETS_NEED_SEGMENTS)
+            raise ValueError("movement.at_test=true needs eval.protocol=segments (movement values are "
+                             "per segment)")
         self.test = test
         self.protocol = protocol
         self.truth = frame_truth(test, protocol)
