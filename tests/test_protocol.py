@@ -63,3 +63,33 @@ def test_snippets_protocol_refuses_movement_at_test(compose_cfg):
     cfg = compose_cfg(["eval.protocol=snippets", "movement=lk", "movement.at_test=true"])
     with pytest.raises(ValueError, match="movement.at_test=true needs eval.protocol=segments"):
         validate(cfg)
+
+
+def test_snippet_scores_are_padded_per_video_in_order():
+    """Snippet scores come in loader order (video after video); the evaluator lays them out as
+    (videos, longest count) with zeros past each video's count."""
+    from vad.evaluation import padded
+
+    flat = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    np.testing.assert_array_equal(padded(flat, np.array([2, 3, 1])),
+                                  [[1, 2, 0], [3, 4, 5], [6, 0, 0]])
+
+
+def test_evaluator_refuses_snippets_without_snippet_features_or_with_movement():
+    import torch
+
+    from vad.data.features import FeatureSet
+    from vad.evaluation import Evaluator
+
+    videos = [Video("Arson/Arson022_x264.mp4", "Arson", 160, ((17, 80),)),
+              Video("Normal/Normal_Videos_001_x264.mp4", "Normal", 160)]
+    segments = FeatureSet(videos, torch.zeros(2, 32, 4))
+    with pytest.raises(ValueError, match="eval.protocol=snippets needs per-snippet test features"):
+        Evaluator(segments, protocol="snippets")
+    snippets = FeatureSet(videos, torch.zeros(2, 32, 4), snippets=torch.zeros(20, 4),
+                          snippet_counts=np.array([10, 10]))
+    assert Evaluator(snippets, protocol="snippets").counts.tolist() == [10, 10]
+    with pytest.raises(ValueError, match="movement.at_test=true needs eval.protocol=segments"):
+        Evaluator(snippets, protocol="snippets", movement_k=0.5)
+    with pytest.raises(ValueError, match="eval.protocol='frames': expected segments or snippets"):
+        Evaluator(segments, protocol="frames")

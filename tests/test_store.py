@@ -420,16 +420,34 @@ def test_prepare_cli(tmp_path, cache_dir, compose_cfg):
 
 
 def test_training_on_every_crop_averages_test_crops(tmp_path, compose_cfg):
-    """A real training run on a crops=all store: bags per crop, test scores averaged over crops."""
+    """A real training run on a crops=all store: each test video's saved scores are the mean
+    over its crops of the best checkpoint's learner applied to each crop, computed by hand."""
+    import torch
+
     from vad.train import train
 
     every = store.write(ClipsLayout(tmp_path, _entries(3)), tmp_path / "all.h5", crops="all",
-                              progress=False).path
-    result = train(compose_cfg(["data=store", f"data.path={every}", "extractor.dim=8", "modality=TWO",
-                                "data.batch_size=4", "trainer.max_epochs=2", "scheduler=none",
-                                "logger=none", "trainer.enable_progress_bar=false"]))
-    assert 0 <= result["best"]["auc"] <= 1 and result["synthetic"] is False
-    assert "crops=all" in result["data"]
+                        progress=False).path
+    cfg = compose_cfg(["data=store", f"data.path={every}", "extractor.dim=8", "modality=TWO",
+                       "data.batch_size=4", "trainer.max_epochs=2", "scheduler=none",
+                       "logger=none", "trainer.enable_progress_bar=false"])
+    result = train(cfg)
+    assert result["synthetic"] is False and "crops=all" in result["data"]
+
+    test = store.load(data_cfg(every), ("RGB", "FLOW"), DIM).test
+    assert test.features.shape == (len(test), CROPS, N_SEGMENTS, 2 * DIM)
+    weights = torch.load(result["best"]["checkpoint"], map_location="cpu", weights_only=False)["state_dict"]
+    w = {k: v.double().numpy() for k, v in weights.items()}
+    x = test.features.double().numpy()  # (videos, crops, 32, 2 * DIM)
+    hidden = np.maximum(x @ w["learner.net.0.weight"].T + w["learner.net.0.bias"], 0)
+    hidden = hidden @ w["learner.net.3.weight"].T + w["learner.net.3.bias"]
+    per_crop = 1 / (1 + np.exp(-(hidden @ w["learner.net.5.weight"].T + w["learner.net.5.bias"])[..., 0]))
+    saved = np.load(Path(cfg.paths.output_dir) / "scores.npz")
+    assert [str(p) for p in saved["path"]] == [v.path for v in test.videos]
+    np.testing.assert_array_equal(saved["offsets"], np.arange(len(test) + 1) * N_SEGMENTS)
+    np.testing.assert_allclose(saved["scores"].reshape(len(test), N_SEGMENTS), per_crop.mean(axis=1),
+                               rtol=0, atol=1e-6)
+    assert not np.allclose(per_crop.mean(axis=1), per_crop[:, 0], atol=1e-4)  # the crops differ
 
 
 def _junk_stores(tmp_path: Path) -> dict:

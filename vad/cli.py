@@ -28,7 +28,7 @@ class UserError(ValueError):
 USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
 
 
-def _multirun() -> bool:
+def multirun() -> bool:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -58,7 +58,7 @@ def user_errors(task: Callable) -> Callable:
         try:
             return task(*args, **kwargs)
         except USER_ERRORS as err:
-            if os.environ.get("HYDRA_FULL_ERROR") == "1" or _multirun():
+            if os.environ.get("HYDRA_FULL_ERROR") == "1" or multirun():
                 raise
             fail(f"{err}\n(HYDRA_FULL_ERROR=1 shows the traceback)")
 

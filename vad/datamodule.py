@@ -9,7 +9,7 @@ from pytorch_lightning.utilities import CombinedLoader
 from torch.utils.data import DataLoader, Dataset
 
 from vad.data.features import FeatureSet, Splits
-from vad.metrics import FrameTruth
+from vad.evaluation import frame_truth, padded
 from vad.movement_term import movement_change
 
 
@@ -70,17 +70,7 @@ class MILDataModule(pl.LightningDataModule):
                 raise ValueError(f"data.batch_size={batch_size} but only {len(rows)} {name} training "
                                  "videos are available: lower data.batch_size")
         self.protocol = protocol
-        test = splits.test
-        if protocol == "snippets":
-            if test.snippets is None:
-                raise ValueError("eval.protocol=snippets needs per-snippet test features, which these "
-                                 "data do not have: prepare a store with keep_snippets=true, or use "
-                                 "eval.protocol=segments")
-            self.test_truth = FrameTruth.from_snippets(test.videos, list(test.snippet_counts))
-        elif protocol == "segments":
-            self.test_truth = FrameTruth.from_videos(test.videos, test.features.shape[-2])
-        else:
-            raise ValueError(f"eval.protocol={protocol!r}: expected segments or snippets")
+        self.test_truth = frame_truth(splits.test, protocol)
         self.holdout_labels = labels[self.holdout_rows]
         self.movement_terms = {}
         if use_movement:
@@ -115,13 +105,7 @@ class MILDataModule(pl.LightningDataModule):
 
     def test_matrix(self, scores: np.ndarray) -> np.ndarray:
         """Test scores as (videos, units): snippet scores are padded per video to the longest."""
-        if self.protocol == "segments":
-            return scores
-        counts = self.splits.test.snippet_counts
-        matrix = np.zeros((len(counts), self.test_truth.pos.shape[1] - 1))
-        mask = np.arange(matrix.shape[1])[None, :] < counts[:, None]
-        matrix[mask] = scores
-        return matrix
+        return scores if self.protocol == "segments" else padded(scores, self.splits.test.snippet_counts)
 
     def val_dataloader(self):
         loaders = [self.test_loader()]

@@ -49,7 +49,9 @@ class EpochEnd(Checkpoint):
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.sanity_checking:
-            self._evaluated = (trainer.current_epoch, dict(pl_module.last_metrics))
+            metrics = {key: float(value) for key, value in trainer.callback_metrics.items()
+                       if key.startswith(("test/", "holdout/"))}
+            self._evaluated = (trainer.current_epoch, metrics)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         trainer.save_checkpoint(self.last_path)

@@ -1,4 +1,6 @@
-"""``python -m vad.evaluate ckpt_path=PATH``: test metrics, ROC/PR/timeline plots of a checkpoint."""
+"""``python -m vad.evaluate ckpt_path=PATH``: test metrics, per-video scores and ROC/PR/timeline
+plots of a checkpoint, in plain torch (no Lightning: the Learner's weights are read from the
+checkpoint's ``state_dict``)."""
 
 from __future__ import annotations
 
@@ -6,18 +8,15 @@ import logging
 from pathlib import Path
 
 import hydra
-import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vad.checkpoint import read as read_checkpoint
-from vad.cli import user_errors
+from vad.cli import UserError, user_errors
 from vad.config import input_dim
-from vad.datamodule import MILDataModule
-from vad.io import write_json
-from vad.lit_module import MILModule
-from vad.plots import evaluation_figures, save_roc_points, write_figures
-from vad.train import load_data
+from vad.data.loading import load_data
+from vad.evaluation import Evaluator, load_learner
+from vad.results import describe, write_results
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +28,38 @@ def overridden_groups(overrides: list[str]) -> set[str]:
     return {item.lstrip("+~").split("=")[0].split(".")[0] for item in overrides}
 
 
+def check_inputs(cfg: DictConfig, run: dict, trained_dim: int, ckpt_path: Path) -> None:
+    """The features asked for must be those the checkpoint was trained on: the same dimension,
+    and the same modality unless ``allow_other_modality`` (RGB and FLOW are both 1024-d)."""
+    if input_dim(cfg) != trained_dim:
+        raise UserError(
+            f"{ckpt_path} was trained on {trained_dim}-d features (modality={run['modality']['name']}, "
+            f"extractor={run['extractor']['name']}), but modality={cfg.modality.name} with "
+            f"extractor={cfg.extractor.name} gives {input_dim(cfg)}-d: drop those overrides or "
+            "pass the ones the checkpoint was trained with")
+    trained = run["modality"]["name"]
+    if cfg.modality.name != trained and not cfg.allow_other_modality:
+        raise UserError(
+            f"{ckpt_path} was trained on another modality (trained modality={trained}, asked "
+            f"modality={cfg.modality.name}; both {trained_dim}-d): drop modality={cfg.modality.name} "
+            f"to evaluate on modality={trained}, or pass allow_other_modality=true to score "
+            f"{cfg.modality.name} features with it anyway")
+
+
+def device(name: str) -> str:
+    """``device=auto``: cuda when available, else cpu; any other value is torch's device name."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
 def evaluate(cfg: DictConfig, overridden: set[str] = frozenset()) -> dict:
-    """Score the test split with the checkpoint; write ``metrics.json`` and ``plots/``."""
+    """Score the test split with the checkpoint; write ``metrics.json``, ``scores.npz`` and
+    ``plots/``; return the content of ``metrics.json``."""
     ckpt_path = Path(str(cfg.ckpt_path))
+    log.info("evaluating %s", ckpt_path)
     checkpoint = read_checkpoint(ckpt_path)
     run = checkpoint["hyper_parameters"]["run"]
     with open_dict(cfg):
@@ -39,36 +67,18 @@ def evaluate(cfg: DictConfig, overridden: set[str] = frozenset()) -> dict:
             if group not in overridden:
                 cfg[group] = OmegaConf.create(run[group])
                 log.info("%s from the checkpoint: %s", group, run[group].get("name"))
-    trained_dim = int(checkpoint["hyper_parameters"]["input_dim"])
-    if input_dim(cfg) != trained_dim:
-        raise ValueError(
-            f"{ckpt_path} was trained on {trained_dim}-d features (modality={run['modality']['name']}, "
-            f"extractor={run['extractor']['name']}), but modality={cfg.modality.name} with "
-            f"extractor={cfg.extractor.name} gives {input_dim(cfg)}-d: drop those overrides or "
-            "pass the ones the checkpoint was trained with")
+    check_inputs(cfg, run, int(checkpoint["hyper_parameters"]["input_dim"]), ckpt_path)
 
     splits = load_data(cfg, need_train=False)
-    module = MILModule.load_from_checkpoint(ckpt_path, map_location="cpu",
-                                            movement_at_test=bool(cfg.movement.at_test))
-    datamodule = MILDataModule(splits, batch_size=1, eval_batch_size=int(cfg.data.eval_batch_size),
-                               seed=int(cfg.seed), use_movement=cfg.movement.name != "none",
-                               protocol=cfg.eval.protocol)
-    trainer = pl.Trainer(accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices,
-                         logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False)
-    trainer.test(module, datamodule=datamodule, verbose=False)
-    metrics = {k.removeprefix("test/"): float(v) for k, v in module.last_metrics.items()}
-
+    learner = load_learner(checkpoint).to(device(str(cfg.device)))
+    evaluation = Evaluator.from_config(cfg, splits.test).run(learner, int(cfg.data.eval_batch_size))
+    metrics = evaluation.metrics
     out_dir = Path(cfg.paths.output_dir)
-    write_figures(evaluation_figures(module.last_test_scores, datamodule.test_truth, splits.test.videos,
-                                     metrics, int(cfg.eval.timeline_videos)), out_dir / "plots")
-    save_roc_points(module.last_test_scores, datamodule.test_truth, metrics["auc"], out_dir / "plots" / "roc.npz")
-    result = {"checkpoint": str(ckpt_path), "data": splits.description, "synthetic": splits.synthetic,
-              "modality": cfg.modality.name, "extractor": cfg.extractor.name,
-              "epoch": int(checkpoint.get("epoch", -1)), "metrics": metrics}
-    write_json(out_dir / "metrics.json", result)
+    result = write_results(out_dir, evaluation, lambda: {
+        "checkpoint": str(ckpt_path), **describe(cfg, splits), "protocol": cfg.eval.protocol,
+        "epoch": int(checkpoint["epoch"]), "metrics": metrics}, int(cfg.eval.timeline_videos))
     log.info("auc %.4f ap %.4f far %.4f paired_auc %.4f -> %s", metrics["auc"], metrics["ap"],
-             metrics["far"], metrics["paired_auc"], out_dir)
+             metrics["far"], metrics.get("paired_auc", float("nan")), out_dir)
     return result
 
 

@@ -21,7 +21,7 @@ def write_json(path: Path, data: dict) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=False, default=float) + "\n")
 
 
-def write_npz(path: Path, **arrays) -> None:
+def write_npz(path: Path, /, **arrays) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")

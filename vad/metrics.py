@@ -5,7 +5,8 @@ Each video's segment scores cover frames through Sultani's bins: segment ``j`` c
 after the last full 16-frame clip ("tail") take the last covered frame's score (``tail="last"``)
 or 0 as the seed notebook leaves them (``tail="zero"``). Every metric is the standard one on the
 expanded frame arrays; here each (segment, label) pair is one weighted entry, whose weight is the
-number of its frames, so the cost is O(segments) and the value equals sklearn's on frames.
+number of its frames, so the cost is O(segments) and the value equals sklearn's on frames (AUC
+and AP are sklearn's with ``sample_weight``; ``experiments/bench/bench_metrics.py`` times them).
 """
 
 from __future__ import annotations
@@ -109,39 +110,34 @@ def _frame_counts(starts: np.ndarray, ends: np.ndarray, spans) -> tuple[np.ndarr
     return anomalous, (ends - starts) - anomalous
 
 
-def _grouped(scores, labels, weights):
-    """Positive and negative weight per distinct score, scores ascending."""
+def _weighted(scores, labels, weights) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Entries that hold weight: (scores, positive?, weights)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    weights = np.ones(len(scores)) if weights is None else np.asarray(weights, dtype=np.float64)
     keep = weights > 0
-    values, inverse = np.unique(scores[keep], return_inverse=True)
-    w = weights[keep]
-    positive = labels[keep] > 0
-    return (values, np.bincount(inverse, w * positive, len(values)),
-            np.bincount(inverse, w * ~positive, len(values)))
+    return scores[keep], np.asarray(labels)[keep] > 0, weights[keep]
 
 
 def weighted_auc(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> float:
-    """ROC-AUC with sample weights (ties count one half), as sklearn's ``roc_auc_score``."""
-    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels)
-    weights = np.ones(len(scores)) if weights is None else np.asarray(weights, dtype=np.float64)
-    _, p, n = _grouped(scores, labels, weights)
-    total_p, total_n = p.sum(), n.sum()
-    if total_p == 0 or total_n == 0:
+    """ROC-AUC with sample weights (ties count one half): scikit-learn's ``roc_auc_score``,
+    NaN when either class has no weight."""
+    from sklearn.metrics import roc_auc_score
+
+    scores, positive, weights = _weighted(scores, labels, weights)
+    if not (positive.any() and (~positive).any()):
         return float("nan")
-    below = np.cumsum(n) - n
-    return float(np.sum(p * (below + 0.5 * n)) / (total_p * total_n))
+    return float(roc_auc_score(positive, scores, sample_weight=weights))
 
 
 def weighted_ap(scores: np.ndarray, labels: np.ndarray, weights: np.ndarray | None = None) -> float:
-    """Average precision (step-wise, no interpolation), as sklearn's ``average_precision_score``."""
-    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels)
-    weights = np.ones(len(scores)) if weights is None else np.asarray(weights, dtype=np.float64)
-    _, p, n = _grouped(scores, labels, weights)
-    tp, fp = np.cumsum(p[::-1]), np.cumsum(n[::-1])
-    if tp[-1] == 0:
+    """Average precision (step-wise, no interpolation): scikit-learn's
+    ``average_precision_score``, NaN without positive weight."""
+    from sklearn.metrics import average_precision_score
+
+    scores, positive, weights = _weighted(scores, labels, weights)
+    if not positive.any():
         return float("nan")
-    precision = tp / np.maximum(tp + fp, np.finfo(float).tiny)
-    recall = tp / tp[-1]
-    return float(np.sum(np.diff(recall, prepend=0.0) * precision))
+    return float(average_precision_score(positive, scores, sample_weight=weights))
 
 
 def false_alarm_rate(scores: np.ndarray, truth: FrameTruth, threshold: float = 0.5) -> float:

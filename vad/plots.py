@@ -9,7 +9,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
 
-from vad.io import save_figure, write_npz  # noqa: E402
 from vad.metrics import FrameTruth  # noqa: E402
 from vad.types import Video  # noqa: E402
 
@@ -90,18 +89,3 @@ def evaluation_figures(scores: np.ndarray, truth: FrameTruth, videos: list[Video
     if timeline_videos > 0:
         figures["timelines"] = timeline_figure(scores, truth, videos, timeline_rows(truth, timeline_videos))
     return figures
-
-
-def save_roc_points(scores: np.ndarray, truth: FrameTruth, auc: float, path) -> None:
-    """``roc.npz`` (fpr, tpr, auc) of a run, which ``vad.report`` overlays across runs."""
-    fpr, tpr = roc_points(scores, truth)
-    write_npz(path, fpr=fpr, tpr=tpr, auc=np.float64(auc))
-
-
-def write_figures(figures: dict[str, plt.Figure], out_dir, writer=None, step: int = 0) -> None:
-    """Save each figure as ``out_dir/<name>.png`` and, given a TensorBoard writer, log it there."""
-    for name, fig in figures.items():
-        save_figure(fig, out_dir / f"{name}.png")
-        if writer is not None:
-            writer.add_figure(f"test/{name}", fig, global_step=step)
-        plt.close(fig)

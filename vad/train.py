@@ -27,40 +27,20 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from vad.checkpoint import read as read_checkpoint
-from vad.cli import USER_ERRORS, UserError, _multirun, log_to_files, override, user_errors
+from vad.cli import USER_ERRORS, UserError, log_to_files, multirun, override, user_errors
 from vad.config import check_dim, input_dim, validate
-from vad.data import load_splits
 from vad.data.features import Splits
+from vad.data.loading import load_data
 from vad.datamodule import MILDataModule
 from vad.epoch_end import EpochEnd
+from vad.evaluation import Evaluator, load_learner, subset
 from vad.io import write_json, write_text
 from vad.lit_module import MILModule
-from vad.plots import evaluation_figures, save_roc_points, write_figures
+from vad.results import describe, write_results
 from vad.run_lock import RunLock
 from vad.run_writers import AtomicCheckpointIO, OneFileTensorBoardLogger
 
 log = logging.getLogger(__name__)
-
-SYNTHETIC_BANNER = "#" * 78
-
-
-def load_data(cfg: DictConfig, need_train: bool = True) -> Splits:
-    """Read the configured features and check them against modality x extractor
-    (``need_train=False``: a store of test videos only will do)."""
-    streams = tuple(cfg.modality.streams)
-    splits = load_splits(cfg.data, streams, cfg.extractor.name, int(cfg.extractor.dim),
-                         snippets=cfg.eval.protocol == "snippets", need_train=need_train)
-    check_dim(splits.feature_dim, input_dim(cfg), f"data={cfg.data.name}", cfg)
-    if cfg.movement.name != "none" and not splits.has_movement:
-        raise ValueError(f"movement={cfg.movement.name} needs movement values, but data={cfg.data.name} "
-                         "has none: use movement=none, or features prepared with movement values")
-    if splits.synthetic:
-        log.warning("\n%s\n# USING %s\n# Numbers from this run say nothing about real videos; set "
-                    "data=... data.root=... for real features.\n%s",
-                    SYNTHETIC_BANNER, splits.description, SYNTHETIC_BANNER)
-    else:
-        log.info("data: %s", splits.description)
-    return splits
 
 
 def make_logger(cfg: DictConfig, run_dir: Path):
@@ -99,9 +79,9 @@ def build(cfg: DictConfig, splits: Splits) -> tuple[MILModule, MILDataModule]:
         loss=OmegaConf.to_container(cfg.loss, resolve=True),
         optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True),
         scheduler=OmegaConf.to_container(cfg.scheduler, resolve=True) if cfg.scheduler else None,
-        movement_k=float(cfg.movement.k), movement_at_test=bool(cfg.movement.at_test),
-        val_source=cfg.data.val_source, pair_seed=int(cfg.eval.pair_seed),
-        run=OmegaConf.to_container(cfg, resolve=True))
+        movement_k=float(cfg.movement.k), run=OmegaConf.to_container(cfg, resolve=True),
+        evaluator=Evaluator.from_config(cfg, splits.test, subset(splits.train, datamodule.holdout_rows)
+                                        if datamodule.val_source == "train_holdout" else None))
     return module, datamodule
 
 
@@ -111,10 +91,6 @@ def set_threads(threads) -> None:
     if threads is not None:
         torch.set_num_threads(threads)
     log.info("torch threads: %d", torch.get_num_threads())
-
-
-def _strip(metrics: dict, prefix: str = "test/") -> dict:
-    return {k[len(prefix):] if k.startswith(prefix) else k: float(v) for k, v in metrics.items()}
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -164,7 +140,7 @@ def log_failure(err: BaseException) -> None:
     message where ``vad.cli`` does not write it (it re-raises in a multirun and with
     ``HYDRA_FULL_ERROR=1``), anything else (a bug, OOM) with its traceback."""
     if isinstance(err, USER_ERRORS):
-        if os.environ.get("HYDRA_FULL_ERROR") == "1" or _multirun():
+        if os.environ.get("HYDRA_FULL_ERROR") == "1" or multirun():
             log_to_files(logging.ERROR, str(err))
         return
     log_to_files(logging.ERROR, "training failed:\n" + "".join(traceback.format_exception(err)).rstrip())
@@ -237,38 +213,38 @@ def _train(cfg: DictConfig, run_dir: Path, started: float, state: RunState) -> d
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     fitted = time.perf_counter()
     state.fitted = True
-    last = {"epoch": trainer.current_epoch - 1, **_strip(module.last_metrics)}
+    # The final evaluations are plain torch (vad.evaluation), as vad.evaluate scores a checkpoint.
+    evaluator, batch_size = module.evaluator, int(cfg.data.eval_batch_size)
+    last_eval = evaluator.run(module.learner, batch_size)
+    last = {"epoch": trainer.current_epoch - 1, **last_eval.summary()}
 
     best_path = checkpoint.best_model_path or None
-    trainer.test(module, datamodule=datamodule, ckpt_path=best_path, verbose=False)
-    tested = module.last_metrics
-    best_epoch = int(torch.load(best_path, map_location="cpu", weights_only=False)["epoch"]) if best_path else last["epoch"]
-    best = {"epoch": best_epoch, "selected_by": "val/auc",
-            "val_source": cfg.data.val_source,
-            "selection_metric": "test/auc" if cfg.data.val_source == "test" else "holdout/video_auc",
-            "protocol": cfg.eval.protocol,
-            "checkpoint": best_path, **_strip(tested)}
-    figures = evaluation_figures(module.last_test_scores, datamodule.test_truth, splits.test.videos,
-                                 best, int(cfg.eval.timeline_videos))
-    write_figures(figures, run_dir / "plots",
-                  logger.experiment if isinstance(logger, TensorBoardLogger) else None, module.global_step)
-    save_roc_points(module.last_test_scores, datamodule.test_truth, best["auc"], run_dir / "plots" / "roc.npz")
-    if isinstance(logger, TensorBoardLogger):
+    best_ckpt = read_checkpoint(best_path) if best_path else None
+    tested = evaluator.run(load_learner(best_ckpt), batch_size) if best_ckpt else last_eval
+    best = {"epoch": int(best_ckpt["epoch"]) if best_ckpt else last["epoch"], "selected_by": "val/auc",
+            "val_source": cfg.data.val_source, "selection_metric": evaluator.selection_metric,
+            "protocol": cfg.eval.protocol, "checkpoint": best_path, **tested.metrics}
+    tensorboard = logger.experiment if isinstance(logger, TensorBoardLogger) else None
+    if logger:  # the best checkpoint's metrics apart from the per-epoch curves
+        logger.log_metrics({f"best/{k}": v for k, v in tested.metrics.items()}, step=module.global_step)
+    if tensorboard is not None:
         logger.log_metrics({f"hp/{k}": best[k] for k in ("auc", "ap", "far", "paired_auc") if k in best},
                            step=module.global_step)
+
+    def record() -> dict:
+        return {"status": "finished", "resumed_from": state.resumed_from, **describe(cfg, splits),
+                "last": last, "best": best,
+                "wall_time_s": round(time.perf_counter() - started, 2),
+                # Where the wall time went: reading data, building until fit, fit, test + outputs.
+                "timings_s": {"load": round(loaded - started, 3), "setup": round(fit_started - loaded, 3),
+                              "fit": round(fitted - fit_started, 3),
+                              "test": round(time.perf_counter() - fitted, 3)},
+                "run_dir": str(run_dir), "history": state.epoch_end.history}
+
+    result = write_results(run_dir, tested, record, int(cfg.eval.timeline_videos), tensorboard,
+                           module.global_step)
     if logger:
         logger.finalize("success")
-
-    result = {"status": "finished", "resumed_from": state.resumed_from,
-              "data": splits.description, "synthetic": splits.synthetic,
-              "modality": cfg.modality.name, "extractor": cfg.extractor.name,
-              "last": last, "best": best, "wall_time_s": round(time.perf_counter() - started, 2),
-              # Where the wall time went: reading data, building until fit, fit, test + plots.
-              "timings_s": {"load": round(loaded - started, 3), "setup": round(fit_started - loaded, 3),
-                            "fit": round(fitted - fit_started, 3),
-                            "test": round(time.perf_counter() - fitted, 3)},
-              "run_dir": str(run_dir), "history": state.epoch_end.history}
-    write_json(run_dir / "metrics.json", result)
     log.info("best epoch %d/%d (by %s): auc %.4f ap %.4f far %.4f paired_auc %.4f; last auc %.4f",
              best["epoch"] + 1, int(cfg.trainer.max_epochs), best["selection_metric"], best["auc"], best["ap"],
              best["far"], best.get("paired_auc", float("nan")), last.get("auc", float("nan")))
@@ -296,7 +272,7 @@ def interrupted(cfg: DictConfig, run_dir: Path, started: float, state: RunState)
         "data": state.splits.description if state.splits else None,
         "synthetic": state.splits.synthetic if state.splits else None,
         "modality": cfg.modality.name, "extractor": cfg.extractor.name,
-        "last": {"epoch": last[0], **_strip(last[1])} if last else None,
+        "last": {"epoch": last[0], **{k.removeprefix("test/"): v for k, v in last[1].items()}} if last else None,
         "wall_time_s": round(time.perf_counter() - started, 2), "run_dir": str(run_dir),
         "history": state.epoch_end.history if state.epoch_end else []})
     log.warning(message)

@@ -1,0 +1,191 @@
+"""The one evaluation of a detector, shared by training (every epoch's validation, the final
+test of the best checkpoint) and ``vad.evaluate``: features -> per-video scores -> metrics.
+
+Scoring (:func:`score`) averages the scores of a test video's crops and adds the movement term
+when asked; :class:`Evaluator` turns the per-video scores of the test split (and of a training
+hold-out) into the metrics of :mod:`vad.metrics`. Plain torch: no Lightning here, so that
+``vad.evaluate`` starts without it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from vad.metrics import FrameTruth, frame_metrics, video_auc
+from vad.types import Video
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
+
+    from vad.data.features import FeatureSet
+
+HOLDOUT_AUC = "holdout/video_auc"
+
+
+def score(learner: nn.Module, features: Tensor, movement: Tensor | None = None,
+          movement_k: float = 0.0) -> Tensor:
+    """Scores of a batch: (B, 32, D) -> (B, 32); (B, C, 32, D) test videos with C crops -> the
+    mean over crops of each crop's scores, (B, 32); snippet rows (B, D) -> (B,). Given the
+    (B, 32) movement term, ``movement_k * movement`` is added."""
+    scores = learner(features)
+    if scores.ndim == 3:
+        scores = scores.mean(dim=1)
+    if movement is not None:
+        scores = scores + movement_k * movement
+    return scores
+
+
+def score_rows(learner: nn.Module, features: Tensor, movement: Tensor | None = None,
+               movement_k: float = 0.0, batch_size: int = 512) -> np.ndarray:
+    """:func:`score` over every row in order, in batches, without gradients, on the learner's
+    device; float32 as training's validation computes them."""
+    import torch
+
+    device = next(learner.parameters()).device
+    parts = []
+    with torch.inference_mode():
+        for start in range(0, len(features), batch_size):
+            rows = slice(start, start + batch_size)
+            moves = movement[rows].to(device) if movement is not None else None
+            parts.append(score(learner, torch.as_tensor(features[rows]).to(device), moves, movement_k)
+                         .float().cpu())
+    return torch.cat(parts).numpy() if parts else np.zeros((0,), dtype=np.float32)
+
+
+def frame_truth(test: FeatureSet, protocol: str) -> FrameTruth:
+    """The frame ground truth of the test videos under ``eval.protocol``."""
+    if protocol == "snippets":
+        if test.snippets is None:
+            raise ValueError("eval.protocol=snippets needs per-snippet test features, which these "
+                             "data do not have: prepare a store with keep_snippets=true, or use "
+                             "eval.protocol=segments")
+        return FrameTruth.from_snippets(test.videos, list(test.snippet_counts))
+    if protocol == "segments":
+        return FrameTruth.from_videos(test.videos, test.features.shape[-2])
+    raise ValueError(f"eval.protocol={protocol!r}: expected segments or snippets")
+
+
+def padded(flat: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Per-video scores concatenated (sum of counts,) -> (videos, max count), zeros past each
+    video's count."""
+    matrix = np.zeros((len(counts), int(np.max(counts, initial=0))))
+    matrix[np.arange(matrix.shape[1])[None, :] < np.asarray(counts)[:, None]] = flat
+    return matrix
+
+
+@dataclass
+class Evaluation:
+    """The scores of the test videos and their metrics (and the hold-out's video AUC)."""
+
+    videos: list[Video]
+    protocol: str  # segments or snippets
+    truth: FrameTruth
+    scores: np.ndarray  # (videos, units): 32 segments, or T snippets padded with zeros
+    counts: np.ndarray  # (videos,) units of each video
+    metrics: dict[str, float]  # auc, ap, far, [paired_auc], auc_<Class>
+    holdout_auc: float | None = None
+
+    def summary(self) -> dict[str, float]:
+        """The metrics as ``metrics.json`` holds them: test metrics, then the hold-out's."""
+        return {**self.metrics, **({HOLDOUT_AUC: self.holdout_auc} if self.holdout_auc is not None else {})}
+
+    def logged(self) -> dict[str, float]:
+        """The metrics as logged every epoch: ``test/<metric>`` and ``holdout/video_auc``."""
+        return {(k if k == HOLDOUT_AUC else f"test/{k}"): v for k, v in self.summary().items()}
+
+
+class Evaluator:
+    """Metrics of per-video scores against the test split's frame truth (and, with a
+    ``holdout`` set of training videos, their video AUC, then the selection metric).
+
+    ``movement_k`` is added times the movement change to evaluation scores (``movement.at_test``;
+    0 leaves scores alone). ``pair_seed`` draws the pairs of ``paired_auc`` (segments only).
+    """
+
+    def __init__(self, test: FeatureSet, protocol: str = "segments", pair_seed: int = 0,
+                 movement_k: float = 0.0, holdout: FeatureSet | None = None):
+        if movement_k and protocol != "segments":
+            raise ValueError("movement.at_test=true needs eval.protocol=segments (movement values are "
+                             "per segment)")
+        self.test = test
+        self.protocol = protocol
+        self.truth = frame_truth(test, protocol)
+        self.pair_seed = pair_seed if protocol == "segments" else None
+        self.movement_k = float(movement_k)
+        self.holdout = holdout
+        self.counts = (np.asarray(test.snippet_counts) if protocol == "snippets"
+                       else np.full(len(test), test.features.shape[-2]))
+
+    @classmethod
+    def from_config(cls, cfg, test: FeatureSet, holdout: FeatureSet | None = None) -> "Evaluator":
+        """As a command's config asks: ``eval.protocol``, ``eval.pair_seed`` and the movement
+        term when ``movement.at_test``."""
+        return cls(test, cfg.eval.protocol, int(cfg.eval.pair_seed),
+                   float(cfg.movement.k) if cfg.movement.at_test else 0.0, holdout)
+
+    @property
+    def selection_metric(self) -> str:
+        """What ``val/auc`` is: the hold-out's video AUC when there is one, else the test AUC."""
+        return HOLDOUT_AUC if self.holdout is not None else "test/auc"
+
+    def matrix(self, scores: np.ndarray) -> np.ndarray:
+        """Scores in loader order -> (videos, units): snippet scores are padded per video."""
+        return padded(scores, self.counts) if self.protocol == "snippets" else np.asarray(scores)
+
+    def evaluate(self, test_scores: np.ndarray, holdout_scores: np.ndarray | None = None) -> Evaluation:
+        """Metrics of the test scores in loader order (and of the hold-out's scores)."""
+        scores = self.matrix(test_scores)
+        holdout = None if holdout_scores is None else video_auc(holdout_scores, self.holdout.labels)
+        return Evaluation(self.test.videos, self.protocol, self.truth, scores, self.counts,
+                          frame_metrics(scores, self.truth, self.pair_seed), holdout)
+
+    def run(self, learner: nn.Module, batch_size: int = 512) -> Evaluation:
+        """Score the test split (and the hold-out) with ``learner`` in eval mode; evaluate."""
+        training = learner.training
+        learner.eval()
+        try:
+            if self.protocol == "snippets":  # snippet rows, as many per batch as 32-segment videos
+                test = score_rows(learner, self.test.snippets, batch_size=batch_size * 32)
+            else:
+                test = score_rows(learner, self.test.features, self._movement(self.test),
+                                  self.movement_k, batch_size)
+            holdout = None if self.holdout is None else score_rows(
+                learner, self.holdout.features, self._movement(self.holdout), self.movement_k, batch_size)
+        finally:
+            learner.train(training)
+        return self.evaluate(test, holdout)
+
+    def _movement(self, data: FeatureSet) -> Tensor | None:
+        """The movement term of ``data``'s videos when evaluation scores include it."""
+        if not self.movement_k:
+            return None
+        import torch
+
+        from vad.movement_term import movement_change
+
+        return movement_change(torch.as_tensor(data.movement))
+
+
+def subset(data: FeatureSet, selected: np.ndarray) -> FeatureSet:
+    """The ``selected`` rows of a feature set (features and movement values)."""
+    from vad.data.features import FeatureSet
+
+    index = np.asarray(selected, dtype=np.int64)
+    return FeatureSet([data.videos[i] for i in index], data.features[index],
+                      None if data.movement is None else data.movement[index])
+
+
+def load_learner(checkpoint: dict) -> nn.Module:
+    """The Learner of a checkpoint written by ``vad.train`` (its ``learner.*`` weights), on the
+    CPU and in eval mode."""
+    from vad.models.learner import Learner
+
+    hparams = checkpoint["hyper_parameters"]
+    learner = Learner(int(hparams["input_dim"]), float(hparams["dropout"]))
+    prefix = "learner."
+    learner.load_state_dict({k[len(prefix):]: v for k, v in checkpoint["state_dict"].items()
+                             if k.startswith(prefix)})
+    return learner.eval()
