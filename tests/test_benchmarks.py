@@ -70,7 +70,7 @@ def test_bench_sweep_tiny(cache_dir, tmp_path):
     rows = {r["sweep"].split("-")[0]: r for r in map(json.loads, (ln for ln in out.splitlines() if ln.startswith("{")))}
     assert set(rows) == {"basic", "joblib"}
     for row in rows.values():
-        assert len(row["fit_s"]) == 2 and len(row["auc"]) == 2  # the two I3D models
+        assert len(row["fit_s"]) == len(row["auc"]) == 1  # the I3D RGB model
     # same seeds, same data: the same models (up to the summation order of other thread counts)
     assert rows["basic"]["auc"] == pytest.approx(rows["joblib"]["auc"], abs=2e-3)
     ratio = number(rf"joblib/basic wall ratio {NUMBER}; worst per-job overhead/fit: basic", out)

@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -97,7 +98,7 @@ def prepare_inputs(work: Path) -> Path:
     return run
 
 
-def commands(work: Path, run: Path) -> dict[str, callable]:
+def commands(work: Path, run: Path) -> dict[str, Callable[[int], list[str]]]:
     """name -> function(i) giving the ``python`` arguments of run ``i`` (fresh output folders)."""
     layout = work / "layout"
     return {
