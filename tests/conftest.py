@@ -1,4 +1,5 @@
-"""Shared fixtures: a per-session synthetic-data cache and Hydra config composition."""
+"""Shared fixtures: a per-session synthetic-data cache, Hydra config composition, and one real
+multirun that several test modules inspect."""
 
 from __future__ import annotations
 
@@ -70,3 +71,20 @@ def run_cli(args: list[str], cwd: Path, env_cache: Path, timeout: int = 600) -> 
     env = dict(os.environ, VAD_CACHE_DIR=str(env_cache), PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
+
+
+# The session's basic-launcher multirun: 2 jobs with the default TensorBoard logger.
+SWEEP_MODALITIES = ("RGB", "FLOW")
+SWEEP_EPOCHS = 2
+SWEEP_ARGS = ["-m", "vad.train", "-m", f"modality={','.join(SWEEP_MODALITIES)}", "data.fraction=0.05",
+              "data.batch_size=5", f"trainer.max_epochs={SWEEP_EPOCHS}", "trainer.enable_progress_bar=false"]
+
+
+@pytest.fixture(scope="session")
+def basic_sweep(cache_dir, tmp_path_factory) -> Path:
+    """``python -m vad.train -m modality=RGB,FLOW ...`` run once per session (the CLI start-up and
+    Lightning import cost ~10 s a process); returns the sweep folder."""
+    sweep_dir = tmp_path_factory.mktemp("basic_sweep") / "sweep"
+    proc = run_cli([*SWEEP_ARGS, f"hydra.sweep.dir={sweep_dir}"], ROOT, cache_dir)
+    assert proc.returncode == 0, f"STDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-3000:]}"
+    return sweep_dir

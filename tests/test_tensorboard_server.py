@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import SWEEP_EPOCHS as EPOCHS
+from tests.conftest import SWEEP_MODALITIES as MODALITIES
 
-EPOCHS = 2
-MODALITIES = ("RGB", "FLOW")
 HP_METRICS = {"hp/auc", "hp/ap", "hp/far", "hp/paired_auc"}
 DEADLINE_S = 60  # how long to wait for the server to load the runs (not a timing assertion)
 # Straight to 127.0.0.1, whatever http_proxy says.
@@ -42,31 +41,21 @@ def fetch(url: str, body: dict | None = None):
 
 
 @pytest.fixture(scope="module")
-def sweep(cache_dir, tmp_path_factory) -> Path:
-    """A 2-job multirun with the default TensorBoard logger; returns the sweep folder."""
-    sweep_dir = tmp_path_factory.mktemp("tb_server") / "sweep"
-    proc = run_cli(["-m", "vad.train", "-m", f"modality={','.join(MODALITIES)}", "data.fraction=0.05",
-                    "data.batch_size=5", f"trainer.max_epochs={EPOCHS}", "trainer.enable_progress_bar=false",
-                    f"hydra.sweep.dir={sweep_dir}"], ROOT, cache_dir, timeout=600)
-    assert proc.returncode == 0, f"STDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-3000:]}"
-    return sweep_dir
-
-
-@pytest.fixture(scope="module")
-def jobs(sweep) -> dict[str, dict]:
-    """Job folder name (= TensorBoard run) -> its metrics.json."""
-    found = {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/metrics.json")}
+def jobs(basic_sweep) -> dict[str, dict]:
+    """Job folder name (= TensorBoard run) of the session's 2-job multirun (conftest) -> its
+    metrics.json."""
+    found = {p.parent.name: json.loads(p.read_text()) for p in basic_sweep.glob("*/metrics.json")}
     assert sorted(m["modality"] for m in found.values()) == sorted(MODALITIES)
     return found
 
 
 @pytest.fixture(scope="module")
-def server(sweep, jobs, tmp_path_factory):
+def server(basic_sweep, jobs, tmp_path_factory):
     """``tensorboard --logdir <sweep>`` on a free port; yields its base URL once both runs are listed."""
     port = free_port()
     log_path = tmp_path_factory.mktemp("tb_server_log") / "tensorboard.log"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(sweep),
+        proc = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(basic_sweep),
                                  "--host", "127.0.0.1", "--port", str(port)],
                                 cwd=log_path.parent, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -113,10 +102,10 @@ def event_scalars(run_dir: Path, tag: str) -> list[tuple[int, float]]:
 
 
 @pytest.mark.parametrize("tag", ["test/auc", "hp/auc", "train/loss"])
-def test_scalars_over_http_equal_the_event_files(server, sweep, jobs, tag):
+def test_scalars_over_http_equal_the_event_files(server, basic_sweep, jobs, tag):
     base, proc, log_path = server
     for run, metrics in jobs.items():
-        expected = event_scalars(sweep / run, tag)
+        expected = event_scalars(basic_sweep / run, tag)
         query = urllib.parse.urlencode({"run": run, "tag": tag})
         url = f"{base}/data/plugin/scalars/scalars?{query}"
 

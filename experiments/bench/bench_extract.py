@@ -5,7 +5,10 @@ the network) on a generated video; C3D RGB, I3D RGB and I3D FLOW (farneback), CP
 FLOW rows repeat for each ``--flow-workers`` value (threads sharing a clip's flow pairs).
 
     .venv/bin/python experiments/bench/bench_extract.py [--clips 12] [--batch 4] [--device cpu]
-        [--flow-workers 1 2]
+        [--flow-workers 1 2] [--tiny]
+
+``--tiny`` (one 120x160 clip, one round, one flow worker) runs in seconds and prints the same
+rows: it keeps the benchmark working, its numbers mean nothing.
 
 Target: end-to-end within 1.3x of the forward-only time. End to end can be no faster than the
 slower of the network and the producer; on a CPU both share the same cores.
@@ -66,8 +69,8 @@ def bench(extractor: str, stream: str, video: Path, batch: int, device: str, flo
     end_to_end = float(np.median([t[1] for t in times]))
     return {"extractor": extractor, "stream": stream, "clips": n, "batch": batch,
             "flow_workers": flow_workers if stream == "FLOW" else None,
-            "producer_clips_per_s": round(n / producer, 2),
-            "forward_clips_per_s": round(n / forward, 2), "end_to_end_clips_per_s": round(n / end_to_end, 2),
+            "producer_clips_per_s": round(n / producer, 3),
+            "forward_clips_per_s": round(n / forward, 3), "end_to_end_clips_per_s": round(n / end_to_end, 3),
             "ratio": round(end_to_end / forward, 3), "rounds": rounds}
 
 
@@ -77,11 +80,18 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--flow-workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tiny", action="store_true", help="1 small clip, 1 round: checks that it works")
     args = parser.parse_args()
+    height, width = 240, 320
+    if args.tiny:
+        args.clips, args.batch, args.rounds, args.flow_workers, height, width = 1, 1, 1, [1], 120, 160
+        print("--tiny: one 120x160 clip, 1 round; the numbers only show that the benchmark runs")
     with tempfile.TemporaryDirectory() as tmp:
-        video = write_video(Path(tmp) / "v.avi", moving_square(16 * args.clips, 240, 320, dx=3))
-        rows = [bench(e, s, video, args.batch, args.device) for e, s in (("C3D", "RGB"), ("I3D", "RGB"))]
-        rows += [bench("I3D", "FLOW", video, args.batch, args.device, w) for w in args.flow_workers]
+        video = write_video(Path(tmp) / "v.avi", moving_square(16 * args.clips, height, width, dx=3))
+        rows = [bench(e, s, video, args.batch, args.device, rounds=args.rounds)
+                for e, s in (("C3D", "RGB"), ("I3D", "RGB"))]
+        rows += [bench("I3D", "FLOW", video, args.batch, args.device, w, args.rounds) for w in args.flow_workers]
     for row in rows:
         print(json.dumps(row))
     print(f"torch threads: {torch.get_num_threads()}, device: {args.device}")

@@ -21,8 +21,10 @@ per video), and the numbers are extrapolated to the full dataset. Measured:
    a segments-kind in-bench layout).
 
 Nothing is asserted: timings depend on the machine. Usage:
-``python experiments/bench/bench_store.py [--every 20 10] [--out DIR]``; the JSON goes to
-``DIR/bench_store.json`` (default: a temp dir), written atomically.
+``python experiments/bench/bench_store.py [--every 20 10] [--out DIR] [--tiny]``; the JSON goes to
+``DIR/bench_store.json`` (default: a temp dir), written atomically. ``--tiny`` (every 380th and
+190th video, at most 48 snippets each, a 256-snippet pool, load() on every 19th video) runs in
+seconds and prints the same rows: it keeps the benchmark working, its numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from vad.data import store  # noqa: E402
 from vad.data.layouts.base import Layout  # noqa: E402
 from vad.data.ucf_crime import catalogue  # noqa: E402
 from vad.io import write_json  # noqa: E402
-from vad.types import Entry
+from vad.types import Entry  # noqa: E402
 
 N_VIDEOS = 1900
 CROPS = 10
@@ -62,8 +64,14 @@ def all_entries() -> list[Entry]:
     return [Entry(v, "train") for v in train] + [Entry(v, "test") for v in test]
 
 
-def snippets(entry: Entry) -> int:
-    return max(1, math.ceil(entry.video.frames / 16))
+def snippets(entry: Entry, cap: int | None = None) -> int:
+    """T = ceil(frames / 16), at most ``cap`` (``--tiny``)."""
+    return min(max(1, math.ceil(entry.video.frames / 16)), cap or math.inf)
+
+
+def ratio(a: float, b: float) -> float:
+    """``a / b``, NaN when ``b`` is 0 (tiny sizes can leave no measurable RSS growth)."""
+    return a / b if b else math.nan
 
 
 class TencropBench(Layout):
@@ -72,14 +80,16 @@ class TencropBench(Layout):
     name = "bench_tencrop"
     kind = "clips"
 
-    def __init__(self, every: int):
+    def __init__(self, every: int, cap: int | None = None, pool_size: int = POOL):
         super().__init__(Path(f"<generated every {every}th video>"))
         self.indices = list(range(0, N_VIDEOS, every))
         everything = all_entries()
         self._entries = [everything[i] for i in self.indices]
+        self.cap = cap
         self.generate_seconds = 0.0
-        self.largest_bytes = max(snippets(e) for e in self._entries) * CROPS * DIM * 2
-        pool = np.random.default_rng([SEED, 1]).integers(0, 1 << 16, size=(POOL, CROPS, DIM), dtype=np.uint16)
+        self.largest_bytes = max(snippets(e, cap) for e in self._entries) * CROPS * DIM * 2
+        pool = np.random.default_rng([SEED, 1]).integers(0, 1 << 16, size=(pool_size, CROPS, DIM),
+                                                         dtype=np.uint16)
         pool &= BELOW_ONE
         self.pool = pool.view(np.float16)
 
@@ -96,7 +106,7 @@ class TencropBench(Layout):
         started = time.perf_counter()
         row = self._entries.index(entry)
         rng = np.random.default_rng([SEED, self.indices[row]])
-        raw = self.pool[rng.integers(0, POOL, size=snippets(entry))]
+        raw = self.pool[rng.integers(0, len(self.pool), size=snippets(entry, self.cap))]
         self.generate_seconds += time.perf_counter() - started
         return raw
 
@@ -107,9 +117,9 @@ class SegmentsBench(Layout):
     name = "bench_segments"
     kind = "segments"
 
-    def __init__(self):
-        super().__init__(Path("<generated 1900 videos>"))
-        self._entries = all_entries()
+    def __init__(self, every: int = 1):
+        super().__init__(Path(f"<generated every {every}th of 1900 videos>"))
+        self._entries = all_entries()[::every]
 
     def entries(self) -> list[Entry]:
         return list(self._entries)
@@ -145,9 +155,9 @@ def time_load(path: Path, streams: tuple[str, ...], dim: int, repeats: int = 3) 
     return min(times)
 
 
-def child(every: int, folder: Path) -> dict:
+def child(every: int, folder: Path, cap: int | None, pool_size: int) -> dict:
     """One dataset size in this (fresh) process: write, then time load()."""
-    layout = TencropBench(every)
+    layout = TencropBench(every, cap, pool_size)
     import torch  # noqa: F401  (imported by load() anyway: keep it out of the write's RSS delta)
 
     baseline = maxrss_mb()
@@ -158,36 +168,37 @@ def child(every: int, folder: Path) -> dict:
     net = write_seconds - layout.generate_seconds
     load_s = time_load(out, ("RGB",), DIM)
     n = len(layout.entries())
+    sampled = sum(snippets(e, cap) for e in layout.entries())
     return {
-        "every": every, "videos": n, "snippets": int(sum(snippets(e) for e in layout.entries())),
+        "every": every, "videos": n, "snippets": int(sampled), "max_snippets": cap,
         "raw_gb": report.bytes_read / 1e9, "largest_video_raw_mb": layout.largest_bytes / 1e6,
         "write_s": write_seconds, "generate_s": layout.generate_seconds,
-        "mb_per_s_incl_generation": report.mb_read / write_seconds,
-        "mb_per_s_write_store": report.mb_read / net,
+        "mb_per_s_incl_generation": ratio(report.mb_read, write_seconds),
+        "mb_per_s_write_store": ratio(report.mb_read, net),
         "rss_baseline_mb": baseline, "rss_peak_mb": peak, "rss_write_delta_mb": peak - baseline,
         "store_mb": out.stat().st_size / 1e6,
         "load_s": load_s, "load_s_extrapolated_1900": load_s * N_VIDEOS / n,
-        "extrapolated_full_write_min": (write_seconds - layout.generate_seconds) * (
-            sum(snippets(e) for e in all_entries()) / sum(snippets(e) for e in layout.entries())) / 60,
+        "extrapolated_full_write_min": net * sum(snippets(e) for e in all_entries()) / sampled / 60,
     }
 
 
-def run_child(every: int, folder: Path) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--child", str(every), "--folder", str(folder)],
+def run_child(every: int, folder: Path, cap: int | None, pool_size: int) -> dict:
+    done = subprocess.run([sys.executable, __file__, "--child", str(every), "--folder", str(folder),
+                           "--pool", str(pool_size), *(["--max-snippets", str(cap)] if cap else [])],
                           capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"child every={every} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def full_load(folder: Path) -> dict:
+def full_load(folder: Path, every: int = 1) -> dict:
     out = folder / "segments_full_two.h5"
-    report = store.write(SegmentsBench(), out, progress=False)
+    report = store.write(SegmentsBench(every), out, progress=False)
     load_s = time_load(out, ("RGB", "FLOW"), 1024)
     return {"videos": report.videos, "write_s": report.seconds,
             "write_ms_per_video": 1000 * report.seconds / report.videos,
             "store_mb": out.stat().st_size / 1e6, "load_s": load_s,
-            "feature_mb": N_VIDEOS * N_SEGMENTS * 2048 * 4 / 1e6}
+            "feature_mb": report.videos * N_SEGMENTS * 2048 * 4 / 1e6}
 
 
 def main() -> None:
@@ -195,17 +206,25 @@ def main() -> None:
     parser.add_argument("--every", type=int, nargs="+", default=[20, 10],
                         help="dataset sizes: every K-th video (default 20 and 10)")
     parser.add_argument("--out", type=Path, help="folder for bench_store.json (default: a temp dir)")
+    parser.add_argument("--tiny", action="store_true",
+                        help="a few short videos: runs in seconds, checks that the benchmark works")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--max-snippets", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--pool", type=int, default=POOL, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.folder)))
+        print(json.dumps(child(args.child, args.folder, args.max_snippets, args.pool)))
         return
+    cap, pool_size, load_every = (48, 256, 19) if args.tiny else (None, POOL, 1)
+    if args.tiny:
+        args.every = [380, 190]
+        print("--tiny: a few videos of at most 48 snippets; the numbers only show that the benchmark runs")
 
     out = args.out or Path(tempfile.mkdtemp(prefix="bench_store_"))
     with tempfile.TemporaryDirectory(prefix="bench_store_data_") as tmp:
-        sizes = [run_child(k, Path(tmp)) for k in args.every]
-        full = full_load(Path(tmp))
+        sizes = [run_child(k, Path(tmp), cap, pool_size) for k in args.every]
+        full = full_load(Path(tmp), load_every)
 
     print(f"\nstore.write on ten-crop (T, {CROPS}, {DIM}) float16 clips, crops=mean, real UCF-Crime lengths")
     header = (f"{'every':>5} {'videos':>6} {'raw GB':>7} {'largest MB':>10} {'write s':>8} {'gen s':>6} "
@@ -220,9 +239,9 @@ def main() -> None:
     ratios = {}
     if len(sizes) >= 2:
         a, b = sizes[0], sizes[-1]
-        ratios = {"raw_bytes_ratio": b["raw_gb"] / a["raw_gb"],
-                  "rss_delta_ratio": b["rss_write_delta_mb"] / a["rss_write_delta_mb"],
-                  "rss_delta_over_largest_video": b["rss_write_delta_mb"] / b["largest_video_raw_mb"]}
+        ratios = {"raw_bytes_ratio": ratio(b["raw_gb"], a["raw_gb"]),
+                  "rss_delta_ratio": ratio(b["rss_write_delta_mb"], a["rss_write_delta_mb"]),
+                  "rss_delta_over_largest_video": ratio(b["rss_write_delta_mb"], b["largest_video_raw_mb"])}
         print(f"\nsize {b['every']} vs {a['every']}: raw bytes x{ratios['raw_bytes_ratio']:.2f}, "
               f"write RSS delta x{ratios['rss_delta_ratio']:.2f}; RSS delta / largest raw video = "
               f"{ratios['rss_delta_over_largest_video']:.2f}")
@@ -230,7 +249,7 @@ def main() -> None:
     print(f"full ten-crop dataset (861k snippets, {861404 * CROPS * DIM * 2 / 1e9:.0f} GB float16) at "
           f"{big['mb_per_s_write_store']:.0f} MB/s: ~{big['extrapolated_full_write_min']:.1f} min of "
           "conversion (plus the layout's own read time)")
-    print(f"load(): full-size 1900-video I3D TWO store ({full['feature_mb']:.0f} MB of features) in "
+    print(f"load(): {full['videos']}-video I3D TWO store ({full['feature_mb']:.0f} MB of features) in "
           f"{full['load_s']:.2f} s (extrapolated from {big['videos']} videos: "
           f"{big['load_s_extrapolated_1900']:.2f} s); writing it took {full['write_s']:.1f} s "
           f"({full['write_ms_per_video']:.1f} ms/video)")

@@ -11,7 +11,10 @@ ratios (nothing is asserted: timings depend on the machine):
 4. With ``--full-run``: the default 75-epoch RGB run end to end (wall time, best AUC).
 
 Usage: ``VAD_CACHE_DIR=/tmp/vad_bench_cache python experiments/bench/bench_train.py
-[--epochs N] [--rounds N] [--out DIR] [--full-run]``; the JSON goes to ``DIR/bench_train.json``.
+[--epochs N] [--rounds N] [--out DIR] [--full-run] [--tiny]``; the JSON goes to
+``DIR/bench_train.json``. ``--tiny`` (5 % of the videos, batches of 10, 2 epochs, one round)
+runs in seconds and prints the same table: it keeps the benchmark working, its numbers mean
+nothing.
 """
 
 from __future__ import annotations
@@ -28,31 +31,25 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 
-from vad.config import input_dim
-from vad.data.features import Splits
-from vad.datamodule import MILDataModule
-from vad.io import write_json
-from vad.losses.mil_ranking import MILRankingLoss
-from vad.metrics import FrameTruth, frame_metrics
-from vad.models.learner import Learner
-from vad.train import build, load_data, make_logger, train
-
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import make_cfg  # noqa: E402  (composes as the CLI, ${hydra:...} resolved)
+from vad.config import input_dim  # noqa: E402
+from vad.data.features import Splits  # noqa: E402
+from vad.datamodule import MILDataModule  # noqa: E402
+from vad.io import write_json  # noqa: E402
+from vad.losses.mil_ranking import MILRankingLoss  # noqa: E402
+from vad.metrics import FrameTruth, frame_metrics  # noqa: E402
+from vad.models.learner import Learner  # noqa: E402
+from vad.train import build, load_data, make_logger, train  # noqa: E402
+
 TWO = ["data.fraction=1.0", "modality=TWO", "extractor=I3D"]
-
-
-def compose_cfg(overrides: list[str], output_dir: Path) -> DictConfig:
-    """``conf/train.yaml`` as the CLI composes it, minus the ``hydra`` node (not needed once
-    ``paths.output_dir`` is given)."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        return compose("train", overrides=[*overrides, f"paths.output_dir={output_dir}"])
+TINY = ["data.fraction=0.05", "data.batch_size=10", "modality=TWO", "extractor=I3D"]
 
 
 def median_ms(fn, repeats: int) -> float:
@@ -215,23 +212,24 @@ def vm_rss_kib() -> int:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
-def memory_probe(result_path: Path) -> None:
+def memory_probe(result_path: Path, data: list[str]) -> None:
     """Subprocess side of the memory benchmark: everything is already imported, so the baseline
     is the interpreter plus libraries, and the peak is what a 2-epoch TWO training adds."""
     baseline = vm_rss_kib()
     with tempfile.TemporaryDirectory(prefix="bench_mem_") as run_dir:
-        cfg = compose_cfg([*TWO, "trainer.max_epochs=2", "logger=none",
-                           "trainer.enable_progress_bar=false"], Path(run_dir))
+        cfg = make_cfg([*data, "trainer.max_epochs=2", "logger=none",
+                        "trainer.enable_progress_bar=false"], Path(run_dir))
         train(cfg)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result_path.write_text(json.dumps({"baseline_kib": baseline, "peak_kib": peak}))
 
 
-def bench_memory(feature_bytes: int, work: Path) -> dict:
+def bench_memory(feature_bytes: int, work: Path, tiny: bool) -> dict:
     """Peak RSS of ``train(cfg)`` on TWO, measured in a fresh process so that nothing this
     benchmark holds (two copies of the features, trained models) is counted."""
     result_path = work / "memory.json"
-    run([sys.executable, str(Path(__file__).resolve()), "--memory-probe", str(result_path)])
+    run([sys.executable, str(Path(__file__).resolve()), "--memory-probe", str(result_path),
+         *(["--tiny"] if tiny else [])])
     probe = json.loads(result_path.read_text())
     added = 1024 * (probe["peak_kib"] - probe["baseline_kib"])
     return {**probe, "feature_bytes": feature_bytes,
@@ -294,18 +292,23 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="framework/plain alternations")
     parser.add_argument("--out", type=Path, help="folder for bench_train.json (default: a temp dir)")
     parser.add_argument("--full-run", action="store_true", help="also time the default 75-epoch RGB run")
+    parser.add_argument("--tiny", action="store_true",
+                        help="5%% of the videos, 2 epochs, 1 round: runs in seconds, checks that it works")
     parser.add_argument("--memory-probe", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    data = TINY if args.tiny else TWO
     if args.memory_probe:
-        memory_probe(args.memory_probe)
+        memory_probe(args.memory_probe, data)
         return
+    if args.tiny:
+        args.epochs, args.rounds, args.full_run = 2, 1, False
     if args.epochs < 2:
         parser.error("--epochs must be >= 2: the first epoch of each run is dropped as warm-up")
 
     out = args.out or Path(tempfile.mkdtemp(prefix="bench_train_"))
     with tempfile.TemporaryDirectory(prefix="bench_work_") as tmp:
         work = Path(tmp)
-        cfg = compose_cfg(TWO, work / "run")
+        cfg = make_cfg(data, work / "run")
         splits = load_data(cfg)
         epochs, learner = bench_epochs(cfg, splits, args.epochs, args.rounds, work)
         truth = FrameTruth.from_videos(splits.test.videos, splits.test.features.shape[1])
@@ -313,9 +316,11 @@ def main() -> None:
                    "eval": bench_eval(splits, learner, truth)}
         feature_bytes = splits.train.features.nbytes + splits.test.features.nbytes
         del splits, learner
-        results["memory"] = bench_memory(feature_bytes, work)
+        results["memory"] = bench_memory(feature_bytes, work, args.tiny)
         if args.full_run:
             results["full_run"] = bench_full_run(work)
+    if args.tiny:
+        print("--tiny: 5% of the videos, 2 epochs; the numbers only show that the benchmark runs")
     print(table(results))
     write_json(out / "bench_train.json", results)
     print(f"wrote {out / 'bench_train.json'}")

@@ -1,0 +1,96 @@
+"""Every benchmark of experiments/bench/ runs: its ``--tiny`` mode, as a real subprocess, exits 0
+and prints its ratio lines, and the ratios it prints follow from the times it wrote. Nothing
+here asserts a timing."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from tests.conftest import ROOT, run_cli
+
+BENCH = ROOT / "experiments" / "bench"
+NUMBER = r"(\d+\.\d+|nan)"
+
+
+def run_tiny(name: str, cache_dir, tmp_path, *args: str) -> str:
+    proc = run_cli([str(BENCH / name), "--tiny", *args], tmp_path, cache_dir, timeout=600)
+    assert proc.returncode == 0, f"{name} exit {proc.returncode}\nSTDOUT:\n{proc.stdout[-3000:]}\n" \
+                                 f"STDERR:\n{proc.stderr[-3000:]}"
+    assert "--tiny" in proc.stdout
+    return proc.stdout
+
+
+def number(pattern: str, text: str) -> float:
+    match = re.search(pattern, text)
+    assert match, f"no line matching {pattern!r} in:\n{text}"
+    return float(match.group(1))
+
+
+def test_bench_train_tiny(cache_dir, tmp_path):
+    out = run_tiny("bench_train.py", cache_dir, tmp_path, "--out", str(tmp_path / "out"))
+    results = json.loads((tmp_path / "out" / "bench_train.json").read_text())
+    epochs, steps, memory = results["epochs"], results["steps"], results["memory"]
+    ratio = number(rf"ratio Lightning/plain, epochs\s+{NUMBER}\s+<= 1\.15", out)
+    assert ratio == pytest.approx(epochs["median_s"]["framework"] / epochs["median_s"]["plain"], abs=1e-3)
+    number(rf"ratio Lightning/plain, {steps['pairs']} paired steps\s+{NUMBER}\s+<= 1\.15", out)
+    assert steps["pairs"] >= 1 and epochs["rounds"] == 1 and epochs["epochs_per_run"] == 2
+    added = number(rf"\(peak - baseline\) / feature bytes\s+{NUMBER}\s+<= 2", out)
+    assert added == pytest.approx(1024 * (memory["peak_kib"] - memory["baseline_kib"]) / memory["feature_bytes"],
+                                  abs=0.01)
+    assert re.search(r"frame_metrics \(\d+, 32\), [\d,]+ frames\s+\d+\.\d+ ms\s+<= 20 ms", out), out
+
+
+def test_bench_store_tiny(tmp_path):
+    out = run_tiny("bench_store.py", tmp_path, tmp_path, "--out", str(tmp_path / "out"))
+    results = json.loads((tmp_path / "out" / "bench_store.json").read_text())
+    small, large = results["sizes"]
+    assert (small["every"], large["every"]) == (380, 190) and (small["videos"], large["videos"]) == (5, 10)
+    raw = number(rf"size 190 vs 380: raw bytes x{NUMBER}, write RSS delta x", out)
+    assert raw == pytest.approx(large["raw_gb"] / small["raw_gb"], abs=0.01)
+    number(rf"RSS delta / largest raw video = {NUMBER}", out)
+    assert re.search(r"at \d+ MB/s: ~\d+\.\d min of conversion", out), out
+    assert re.search(r"load\(\): 100-video I3D TWO store .* in \d+\.\d+ s", out), out
+
+
+def test_bench_extract_tiny(tmp_path):
+    out = run_tiny("bench_extract.py", tmp_path, tmp_path)
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert [(r["extractor"], r["stream"]) for r in rows] == [("C3D", "RGB"), ("I3D", "RGB"), ("I3D", "FLOW")]
+    for row in rows:
+        assert row["clips"] == 1 and row["rounds"] == 1
+        # end to end / forward time = forward / end-to-end clips/s (each rounded to 3 decimals)
+        assert row["ratio"] == pytest.approx(row["forward_clips_per_s"] / row["end_to_end_clips_per_s"], rel=0.05)
+
+
+def test_bench_sweep_tiny(cache_dir, tmp_path):
+    out = run_tiny("bench_sweep.py", cache_dir, tmp_path, "--work", str(tmp_path / "work"))
+    rows = {r["sweep"].split("-")[0]: r for r in map(json.loads, (ln for ln in out.splitlines() if ln.startswith("{")))}
+    assert set(rows) == {"basic", "joblib"}
+    for row in rows.values():
+        assert len(row["fit_s"]) == len(row["auc"]) == 1  # the I3D RGB model
+    # same seeds, same data: the same models (up to the summation order of other thread counts)
+    assert rows["basic"]["auc"] == pytest.approx(rows["joblib"]["auc"], abs=2e-3)
+    ratio = number(rf"joblib/basic wall ratio {NUMBER}; worst per-job overhead/fit: basic", out)
+    assert ratio == pytest.approx(rows["joblib"]["wall_s"] / rows["basic"]["wall_s"], abs=0.01)
+
+
+def test_bench_startup_tiny(tmp_path):
+    out = run_tiny("bench_startup.py", tmp_path, tmp_path, "--out", str(tmp_path / "out"))
+    results = json.loads((tmp_path / "out" / "bench_startup.json").read_text())["results"]
+    names = ["import torch", "import pytorch_lightning", "vad.check", "vad.report", "vad.prepare", "vad.evaluate"]
+    assert list(results) == names
+    # The references import what they name, so the import probe works.
+    assert results["import torch"]["imports"] == {"torch": True, "pytorch_lightning": False}
+    assert results["import pytorch_lightning"]["imports"] == {"torch": True, "pytorch_lightning": True}
+    torch_s = results["import torch"]["first_line_s"]
+    for name in names:
+        r = results[name]
+        assert 0 < r["first_line_s"] <= r["exit_s"]
+        line = number(rf"(?m)^{re.escape(name)}\s+\d+\.\d+ s\s+\d+\.\d+ s\s+{NUMBER}\s+(yes|no)\s+(yes|no)\s+", out)
+        assert line == pytest.approx(r["first_line_s"] / torch_s, abs=0.01)
+    for name in ("vad.check", "vad.report", "vad.prepare"):
+        assert re.search(rf"(?m)^{re.escape(name)} .*first line <= 1\.5 s: (met|MISSED)$", out), out
+    assert re.search(r"(?m)^vad\.evaluate .*without Lightning: (met|MISSED)$", out), out
