@@ -32,7 +32,8 @@ DIM = 8
 CROPS = 10
 # Two of the real C3D feature files published with Sultani et al. (copied from shared/ucf_crime).
 SULTANI_SAMPLES = Path(__file__).parent / "data" / "sultani_c3d_samples"
-GENERIC_KEYS = {"name", "root", "batch_size", "eval_batch_size", "val_source", "holdout_fraction",
+# Keys every data option has (the training ones come from conf/data/shared/ through `defaults`).
+GENERIC_KEYS = {"defaults", "name", "root", "batch_size", "eval_batch_size", "val_source", "holdout_fraction",
                 "crops", "crop", "dedupe"}
 
 

@@ -54,7 +54,7 @@ class EpochEnd(Checkpoint):
             self._evaluated = (trainer.current_epoch, metrics)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        trainer.save_checkpoint(self.last_path)
+        trainer.save_checkpoint(self.last_path, weights_only=False)
         epoch = trainer.current_epoch
         metrics = self._evaluated[1] if self._evaluated and self._evaluated[0] == epoch else {}
         loss = trainer.callback_metrics.get("train/loss")
