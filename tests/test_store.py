@@ -509,6 +509,28 @@ def test_store_of_test_videos_only_loads_for_evaluation(tmp_path, entries):
     assert "python -m vad.evaluate" in message and "\"data.path='" in message
 
 
+def test_evaluate_on_a_store_of_test_videos_only(tmp_path, compose_cfg):
+    """vad.evaluate on a store without training videos (as vad.extract writes from unlabelled
+    footage) scores its test videos like the training run scored them."""
+    from vad.evaluate import evaluate
+    from vad.train import train
+
+    entries = _entries(3)
+    full = store.write(ClipsLayout(tmp_path, entries), tmp_path / "full.h5", progress=False).path
+    result = train(compose_cfg(["data=store", f"data.path={full}", "extractor.dim=8", "modality=TWO",
+                                "data.batch_size=3", "trainer.max_epochs=1", "scheduler=none",
+                                "logger=none", "trainer.enable_progress_bar=false"]))
+    class TestOnly(ClipsLayout):  # the same features, test videos only
+        def entries(self):
+            return [e for e in self._entries if e.split == "test"]
+
+    only = store.write(TestOnly(tmp_path, entries), tmp_path / "test only.h5", progress=False).path
+    evaluated = evaluate(compose_cfg([f"ckpt_path={result['best']['checkpoint']}", "data=store",
+                                      f"data.path={only}"], config_name="evaluate"), overridden={"data"})
+    assert evaluated["metrics"]["auc"] == pytest.approx(result["best"]["auc"], abs=1e-9)
+    assert evaluated["metrics"]["ap"] == pytest.approx(result["best"]["ap"], abs=1e-9)
+
+
 def test_summary_says_each_count_once(tmp_path, entries, caplog):
     """The summary of a write: written now + already done + bad = videos, each said once."""
     caplog.set_level("INFO")
