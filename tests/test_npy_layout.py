@@ -14,9 +14,10 @@ from omegaconf import OmegaConf
 from vad.constants import N_SEGMENTS
 from vad.data import load_splits
 from vad.data.layouts.seed_npy import LISTS, list_file
+from vad.data.loading import load_data
 from vad.data.ucf_crime import read_list, read_v2_test_lists, shipped
 from vad.metrics import FrameTruth
-from vad.train import load_data, train
+from vad.train import train
 
 DIM = 1024
 N_TRAIN_EACH = 12

@@ -15,9 +15,9 @@ from omegaconf import OmegaConf
 from sklearn.metrics import roc_auc_score
 
 from vad.data import synthetic
+from vad.data.loading import load_data
 from vad.data.ucf_crime import catalogue
 from vad.metrics import FrameTruth
-from vad.train import load_data
 
 FRACTION = 0.05
 TINY = 0.01  # about 20 videos: for tests that generate into their own cache

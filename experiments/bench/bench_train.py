@@ -41,12 +41,13 @@ sys.path.insert(0, str(ROOT))
 from tests.conftest import make_cfg  # noqa: E402  (composes as the CLI, ${hydra:...} resolved)
 from vad.config import input_dim  # noqa: E402
 from vad.data.features import Splits  # noqa: E402
+from vad.data.loading import load_data  # noqa: E402
 from vad.datamodule import MILDataModule  # noqa: E402
 from vad.io import write_json  # noqa: E402
 from vad.losses.mil_ranking import MILRankingLoss  # noqa: E402
 from vad.metrics import FrameTruth, frame_metrics  # noqa: E402
 from vad.models.learner import Learner  # noqa: E402
-from vad.train import build, load_data, make_logger, train  # noqa: E402
+from vad.train import build, make_logger, train  # noqa: E402
 
 TWO = ["data.fraction=1.0", "modality=TWO", "extractor=I3D"]
 TINY = ["data.fraction=0.05", "data.batch_size=10", "modality=TWO", "extractor=I3D"]
