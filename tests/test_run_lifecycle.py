@@ -132,11 +132,11 @@ def test_bad_data_lands_in_train_log_with_the_dataset_report(compose_cfg, train_
 
 
 def test_a_user_error_in_a_multirun_job_lands_in_its_train_log(compose_cfg, train_log, tmp_path, monkeypatch):
-    monkeypatch.setattr("vad.train.multirun", lambda: True)  # vad.cli re-raises it for the launcher
+    monkeypatch.setattr("vad.cli.multirun", lambda: True)  # vad.cli re-raises it for the launcher
     cfg = compose_cfg(NPY + [f"data.root={tmp_path / 'nowhere'}"])
     log_file = train_log(Path(cfg.paths.output_dir))
     with pytest.raises(FileNotFoundError, match="is not a folder") as err:
-        train(cfg)
+        user_errors(train)(cfg)  # as vad.train's main calls it
     assert f"[ERROR] - {err.value}\n" in log_file.read_text()
 
 

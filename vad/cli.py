@@ -3,9 +3,10 @@ clear message and exit status 1 instead of a traceback.
 
 A user error is any exception of :data:`USER_ERRORS` (the package raises them with messages
 that name the file or key, the expected and the found value, and the fix). The message goes to
-stderr and into the run's log file (``train.log`` ...); ``HYDRA_FULL_ERROR=1`` re-raises it so
-that Hydra prints the whole traceback. In a multirun the exception is re-raised as well, so
-that the launcher records the job as failed.
+stderr and into the run's log file (``train.log`` ...); ``HYDRA_FULL_ERROR=1`` re-raises it, after
+writing it to the log file, so that Hydra prints the whole traceback. In a multirun the
+exception is written to the log file and re-raised as well, so that the launcher records the job
+as failed.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ def user_errors(task: Callable) -> Callable:
             return task(*args, **kwargs)
         except USER_ERRORS as err:
             if os.environ.get("HYDRA_FULL_ERROR") == "1" or multirun():
+                log_to_files(logging.ERROR, str(err))  # the launcher or Hydra shows it, not the log
                 raise
             fail(f"{err}\n(HYDRA_FULL_ERROR=1 shows the traceback)")
 

@@ -1,4 +1,4 @@
-"""How a resumable command (``vad.prepare``, ``vad.extract``) tells the user to run it again:
+"""How a resumable command (``vad.train``, ``vad.prepare``, ``vad.extract``) tells the user to run it again:
 its own command line rebuilt from Hydra's record of the overrides, quoted for the shell
 and for Hydra, and the end of a run stopped by Ctrl-C (one message, exit status 130)."""
 
@@ -26,13 +26,15 @@ def _argument(item) -> str:
     return shlex.quote(raw)
 
 
-def command(module: str) -> str:
-    """``python -m <module> <this run's overrides>``, pasteable into a POSIX shell."""
+def command(module: str, drop: tuple[str, ...] = ()) -> str:
+    """``python -m <module> <this run's overrides>``, pasteable into a POSIX shell; the
+    overrides of the keys in ``drop`` are left out (the caller gives them anew)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     task = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    items = OverridesParser.create().parse_overrides(task)
+    items = [item for item in OverridesParser.create().parse_overrides(task)
+             if item.get_key_element().lstrip("+~") not in drop]
     return " ".join(["python", "-m", module, *(_argument(item) for item in items)])
 
 

@@ -11,8 +11,6 @@ it (exit status 130).
 from __future__ import annotations
 
 import logging
-import os
-import shlex
 import sys
 import time
 import traceback
@@ -27,7 +25,7 @@ from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from vad.checkpoint import read as read_checkpoint
-from vad.cli import USER_ERRORS, UserError, log_to_files, multirun, override, user_errors
+from vad.cli import USER_ERRORS, UserError, log_to_files, override, user_errors
 from vad.config import check_dim, input_dim, validate
 from vad.data.features import Splits
 from vad.data.loading import load_data
@@ -36,6 +34,7 @@ from vad.epoch_end import EpochEnd
 from vad.evaluation import Evaluator, load_learner, subset
 from vad.io import write_json, write_text
 from vad.lit_module import MILModule
+from vad.rerun import command
 from vad.results import describe, write_results
 from vad.run_lock import RunLock
 from vad.run_writers import AtomicCheckpointIO, OneFileTensorBoardLogger
@@ -127,21 +126,14 @@ def trainer_args(cfg: DictConfig) -> dict:
 def resume_command(run_dir: Path) -> str:
     """``python -m vad.train`` with this run's overrides, writing on into ``run_dir`` from its
     ``last.ckpt``."""
-    from hydra.core.hydra_config import HydraConfig
-
-    given = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    kept = [o for o in given if o.lstrip("+~").partition("=")[0] != "ckpt_path"]
-    return " ".join(["python -m vad.train", *map(shlex.quote, kept), override("hydra.run.dir", run_dir),
+    return " ".join([command("vad.train", drop=("ckpt_path",)), override("hydra.run.dir", run_dir),
                      override("ckpt_path", run_dir / "checkpoints" / "last.ckpt")])
 
 
 def log_failure(err: BaseException) -> None:
-    """Put a failed run's exception into its log files (``train.log``): a user error as its
-    message where ``vad.cli`` does not write it (it re-raises in a multirun and with
-    ``HYDRA_FULL_ERROR=1``), anything else (a bug, OOM) with its traceback."""
+    """Put a failed run's unexpected exception (a bug, OOM) into its log files (``train.log``)
+    with its traceback; ``vad.cli.user_errors`` writes a user error's message there itself."""
     if isinstance(err, USER_ERRORS):
-        if os.environ.get("HYDRA_FULL_ERROR") == "1" or multirun():
-            log_to_files(logging.ERROR, str(err))
         return
     log_to_files(logging.ERROR, "training failed:\n" + "".join(traceback.format_exception(err)).rstrip())
 
