@@ -15,6 +15,7 @@ from vad.checkpoint import read as read_checkpoint
 from vad.cli import UserError, user_errors
 from vad.config import input_dim
 from vad.data.loading import load_data
+from vad.device import resolve_device
 from vad.evaluation import Evaluator, load_learner
 from vad.results import describe, write_results
 
@@ -46,15 +47,6 @@ def check_inputs(cfg: DictConfig, run: dict, trained_dim: int, ckpt_path: Path) 
             f"{cfg.modality.name} features with it anyway")
 
 
-def device(name: str) -> str:
-    """``device=auto``: cuda when available, else cpu; any other value is torch's device name."""
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
-
 def evaluate(cfg: DictConfig, overridden: set[str] = frozenset()) -> dict:
     """Score the test split with the checkpoint; write ``metrics.json``, ``scores.npz`` and
     ``plots/``; return the content of ``metrics.json``."""
@@ -70,7 +62,7 @@ def evaluate(cfg: DictConfig, overridden: set[str] = frozenset()) -> dict:
     check_inputs(cfg, run, int(checkpoint["hyper_parameters"]["input_dim"]), ckpt_path)
 
     splits = load_data(cfg, need_train=False)
-    learner = load_learner(checkpoint).to(device(str(cfg.device)))
+    learner = load_learner(checkpoint).to(resolve_device(cfg.device))
     evaluation = Evaluator.from_config(cfg, splits.test).run(learner, int(cfg.data.eval_batch_size))
     metrics = evaluation.metrics
     out_dir = Path(cfg.paths.output_dir)

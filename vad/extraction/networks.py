@@ -8,18 +8,10 @@ import os
 import torch
 from torch import nn
 
+from vad.constants import STREAMS
 from vad.extractors import build_extractor
 
 EXTRACTORS = ("C3D", "I3D")
-STREAMS = ("RGB", "FLOW")
-
-
-def resolve_device(name) -> torch.device:
-    """``"auto"``: cuda when available, else cpu."""
-    name = str(name or "auto")
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def flow_workers(value, device: torch.device) -> int:

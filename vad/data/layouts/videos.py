@@ -112,6 +112,7 @@ class VideoLayout(Layout):
                  size=None, queue_batches: int = 3, progress: bool = False,
                  seed: int = 0, flow_workers="auto"):
         super().__init__(Path(root).expanduser())
+        from vad.device import resolve_device
         from vad.extraction import networks
         from vad.extraction.pipeline import ClipPipeline
         from vad.video import resolve_method
@@ -129,7 +130,7 @@ class VideoLayout(Layout):
         if self.movement_method not in (None, "lk"):
             raise ValueError(f"movement={movement}: expected lk or none")
         self.flow_method = resolve_method(flow) if "FLOW" in self._streams else None
-        self.device = networks.resolve_device(device)
+        self.device = resolve_device(device)
         workers = networks.flow_workers(flow_workers, self.device)
         # The networks first: a missing weights file fails before any video is listed.
         models, self.weights = networks.load_networks(self.extractor, self._streams, weights,
