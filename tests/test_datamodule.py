@@ -10,6 +10,7 @@ import torch
 
 from vad.data.features import make_splits
 from vad.datamodule import MILDataModule
+from vad.evaluation import Evaluator
 from vad.types import Video
 
 DIM = 4
@@ -166,7 +167,7 @@ def test_holdout_keeps_repeated_list_entries_together():
     assert trained.isdisjoint(held_videos)
 
 
-# --- test matrix ------------------------------------------------------------------------------
+# --- test loader and the evaluator's score matrix ------------------------------------------------------------------------------
 
 def test_snippet_scores_are_padded_per_video_in_order():
     test = [Video("Arson/t0.mp4", "Arson", 48), Video("Normal/t1.mp4", "Normal", 20),
@@ -178,16 +179,17 @@ def test_snippet_scores_are_padded_per_video_in_order():
     dm = MILDataModule(splits, batch_size=5, protocol="snippets")
     served = torch.cat([batch[0] for batch in dm.test_loader()])
     assert served[:, 0].tolist() == list(range(8)), "the snippets loader must keep the rows' order"
-    matrix = dm.test_matrix(np.arange(1.0, 9.0))
+    matrix = Evaluator(splits.test, "snippets").matrix(np.arange(1.0, 9.0))  # scores in that order
     np.testing.assert_array_equal(matrix, [[1, 2, 3, 0],
                                            [4, 0, 0, 0],
                                            [5, 6, 7, 8]])
 
 
-def test_segment_scores_are_the_test_matrix():
-    dm = MILDataModule(tagged_splits(LABELS), batch_size=5)
+def test_segment_scores_are_the_score_matrix():
+    splits = tagged_splits(LABELS)
+    dm = MILDataModule(splits, batch_size=5)
     scores = np.random.default_rng(0).random((4, 32))
-    np.testing.assert_array_equal(dm.test_matrix(scores), scores)
+    np.testing.assert_array_equal(Evaluator(splits.test).matrix(scores), scores)
     served = torch.cat([batch[0] for batch in dm.test_loader()])
     assert served[:, 0, 0].tolist() == [40, 41, 42, 43], "test videos must be served in list order"
 

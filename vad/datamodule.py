@@ -9,7 +9,7 @@ from pytorch_lightning.utilities import CombinedLoader
 from torch.utils.data import DataLoader, Dataset
 
 from vad.data.features import FeatureSet, Splits
-from vad.evaluation import frame_truth, padded
+from vad.evaluation import check_protocol
 from vad.movement_term import movement_change
 
 
@@ -70,7 +70,7 @@ class MILDataModule(pl.LightningDataModule):
                 raise ValueError(f"data.batch_size={batch_size} but only {len(rows)} {name} training "
                                  "videos are available: lower data.batch_size")
         self.protocol = protocol
-        self.test_truth = frame_truth(splits.test, protocol)
+        check_protocol(splits.test, protocol)  # the evaluator scores what test_loader serves
         self.holdout_labels = labels[self.holdout_rows]
         self.movement_terms = {}
         if use_movement:
@@ -102,10 +102,6 @@ class MILDataModule(pl.LightningDataModule):
             return DataLoader(Rows(np.arange(len(snippets)), snippets), batch_size=self.eval_batch_size * 32,
                               shuffle=False, collate_fn=_batch)
         return self._ordered("test", np.arange(len(self.splits.test)))
-
-    def test_matrix(self, scores: np.ndarray) -> np.ndarray:
-        """Test scores as (videos, units): snippet scores are padded per video to the longest."""
-        return scores if self.protocol == "segments" else padded(scores, self.splits.test.snippet_counts)
 
     def val_dataloader(self):
         loaders = [self.test_loader()]

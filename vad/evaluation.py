@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vad.constants import PROTOCOLS
 from vad.metrics import FrameTruth, frame_metrics, video_auc
 from vad.types import Video
 
@@ -55,17 +56,22 @@ def score_rows(learner: nn.Module, features: Tensor, movement: Tensor | None = N
     return torch.cat(parts).numpy() if parts else np.zeros((0,), dtype=np.float32)
 
 
+def check_protocol(test: FeatureSet, protocol: str) -> None:
+    """``eval.protocol`` is known and the test features have what it scores."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"eval.protocol={protocol!r}: expected segments or snippets")
+    if protocol == "snippets" and test.snippets is None:
+        raise ValueError("eval.protocol=snippets needs per-snippet test features, which these "
+                         "data do not have: prepare a store with keep_snippets=true, or use "
+                         "eval.protocol=segments")
+
+
 def frame_truth(test: FeatureSet, protocol: str) -> FrameTruth:
     """The frame ground truth of the test videos under ``eval.protocol``."""
+    check_protocol(test, protocol)
     if protocol == "snippets":
-        if test.snippets is None:
-            raise ValueError("eval.protocol=snippets needs per-snippet test features, which these "
-                             "data do not have: prepare a store with keep_snippets=true, or use "
-                             "eval.protocol=segments")
         return FrameTruth.from_snippets(test.videos, list(test.snippet_counts))
-    if protocol == "segments":
-        return FrameTruth.from_videos(test.videos, test.features.shape[-2])
-    raise ValueError(f"eval.protocol={protocol!r}: expected segments or snippets")
+    return FrameTruth.from_videos(test.videos, test.features.shape[-2])
 
 
 def padded(flat: np.ndarray, counts: np.ndarray) -> np.ndarray:
