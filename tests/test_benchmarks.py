@@ -94,3 +94,16 @@ def test_bench_startup_tiny(tmp_path):
     for name in ("vad.check", "vad.report", "vad.prepare"):
         assert re.search(rf"(?m)^{re.escape(name)} .*first line <= 1\.5 s: (met|MISSED)$", out), out
     assert re.search(r"(?m)^vad\.evaluate .*without Lightning: (met|MISSED)$", out), out
+
+
+def test_bench_metrics_tiny(tmp_path):
+    out = run_cli([str(BENCH / "bench_metrics.py"), "--tiny"], tmp_path, tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    for metric in ("auc", "ap"):
+        hand = number(rf"{metric}: hand-written\s+{NUMBER} ms", out.stdout)
+        sklearn = number(rf"{metric}: hand-written\s+\S+ ms\s+scikit-learn\s+{NUMBER} ms", out.stdout)
+        ratio = number(rf"{metric}: .* ratio sklearn/hand\s+{NUMBER}x", out.stdout)
+        assert ratio == pytest.approx(sklearn / hand, rel=0.05, abs=0.1)
+        # both implementations give the same value
+        assert number(rf"{metric}: .*\|difference\| (\d\.\de[-+]\d+)", out.stdout) < 1e-12
+    assert "decision: none from --tiny" in out.stdout
