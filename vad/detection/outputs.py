@@ -17,7 +17,7 @@ from vad.io import atomic_path, save_figure, write_json, write_text
 SCORES_HEADER = "frame,time_s,score"
 # The timeline's axes span these fractions of the image width (fixed, not tight_layout), so that
 # report.html can map a click or the playhead between pixels and seconds.
-TIMELINE_LEFT, TIMELINE_RIGHT = 0.055, 0.99
+TIMELINE_LEFT, TIMELINE_RIGHT = 0.07, 0.99
 SNAPSHOT_FRAMES = 4
 SNAPSHOT_HEIGHT = 180
 
@@ -104,7 +104,7 @@ def timeline_png(path, frame_scores: np.ndarray, fps: float, events, threshold: 
     ax.xaxis.labelpad = 1
     if title:
         ax.set_title(title, fontsize=9, loc="left")
-    ax.legend(loc="upper right", fontsize=7, ncol=4, frameon=False)
+    ax.legend(loc="lower right", bbox_to_anchor=(1, 1), fontsize=7, ncol=4, frameon=False, borderaxespad=0.2)
     try:
         save_figure(fig, Path(path))
     finally:

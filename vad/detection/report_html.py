@@ -29,10 +29,10 @@ th { background: #f0f0f0; } td:first-child, th:first-child { text-align: left; }
 tr:nth-child(even) td { background: #fafafa; }
 table.events tbody tr { cursor: pointer; } table.events tbody tr:hover td { background: #e8f0fe; }
 table.events tbody tr.active td { background: #fde2e2; }
-video { display: block; max-width: 100%; background: #000; }
+video { display: block; width: 560px; max-width: 100%; background: #000; }
 .timeline { position: relative; display: inline-block; max-width: 100%; }
 .timeline img { display: block; max-width: 100%; cursor: crosshair; }
-.playhead { position: absolute; top: 0; bottom: 0; width: 2px; background: #d00; pointer-events: none; left: -10px; }
+.playhead { position: absolute; top: 0; bottom: 0; width: 2px; background: #d00; pointer-events: none; }
 .muted { color: #777; } .error { color: #b00; }
 """
 
@@ -166,7 +166,7 @@ def _video_section(k: int, video: dict, folder: Path) -> str:
         parts.append(f'<div class="timeline" data-video="{video_id}" data-left="{TIMELINE_LEFT}" '
                      f'data-right="{TIMELINE_RIGHT}" data-duration="{video["duration_s"]:.6f}">'
                      f'<img alt="score timeline of {html.escape(video["name"])}" src="{_inline_png(video["timeline"])}">'
-                     '<div class="playhead"></div></div>')
+                     f'<div class="playhead" style="left: {100 * TIMELINE_LEFT:.2f}%"></div></div>')
     parts.append(_events_table(video_id, events, video.get("threshold")))
     fps = video.get("fps")
     if video.get("spans") and fps:
