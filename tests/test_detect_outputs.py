@@ -177,3 +177,12 @@ def test_annotate_without_a_threshold(tmp_path):
     """No threshold mark (a stream run on a raw score): every frame is still written."""
     src = write_video(tmp_path / "m.avi", moving_square(50, 240, 320, dx=3), fps=FPS)
     assert annotate_video(src, tmp_path / "a.mp4", np.random.default_rng(0).random(50), [], FPS) == 50
+
+
+def test_annotate_refuses_missing_fps_or_scores(tmp_path, gray_video):
+    src = gray_video[0]
+    with pytest.raises(ValueError, match=r"annotate_video: fps must be > 0, found 0.0 \(.*annotated.mp4\)"):
+        annotate_video(src, tmp_path / "a.mp4", np.zeros(60), [], 0.0)
+    with pytest.raises(ValueError, match=r"annotate_video: no frame scores for .*annotated.mp4"):
+        annotate_video(src, tmp_path / "a.mp4", np.zeros(0), [], FPS)
+    assert not list(tmp_path.iterdir())

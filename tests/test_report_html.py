@@ -8,8 +8,10 @@ import fcntl
 import json
 import os
 import re
+import select
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -24,6 +26,7 @@ from vad.detection.report_html import write_report_html
 
 FPS, FRAMES = 30.0, 150
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+TIMEOUT_S = 30  # per DevTools answer: a hung browser fails the test instead of stalling the suite
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,8 @@ class DevTools:
         os.write(self._to_browser, json.dumps(message).encode() + b"\0")
         while True:
             while b"\0" not in self._buffer:
+                if not select.select([self._from_browser], [], [], TIMEOUT_S)[0]:
+                    raise RuntimeError(f"chromium gave no answer to {method} in {TIMEOUT_S} s")
                 chunk = os.read(self._from_browser, 1 << 16)
                 if not chunk:
                     raise RuntimeError(f"chromium closed the pipe during {method}: {self.log.read_text()[-2000:]}")
@@ -190,7 +195,7 @@ PROBE = """(async () => {
   out.width = video.videoWidth;
   await video.play();
   const t0 = video.currentTime;
-  await sleep(800);
+  await sleep(1000);
   out.advanced = video.currentTime - t0;
   video.pause();
   out.images = Array.from(document.querySelectorAll('.timeline img')).map(i => i.complete && i.naturalWidth);
@@ -213,10 +218,11 @@ def test_report_plays_in_chromium(report, tmp_path):
         target = browser.send("Target.createTarget", url=path.as_uri())["targetId"]
         session = browser.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
         browser.send("Runtime.enable", session)
-        for _ in range(100):  # wait for the load (the page is local: well under a second)
+        for _ in range(200):  # wait for the load (the page is local: well under a second)
             state = browser.send("Runtime.evaluate", session, expression="document.readyState", returnByValue=True)
             if state["result"]["value"] == "complete":
                 break
+            time.sleep(0.05)
         reply = browser.send("Runtime.evaluate", session, expression=PROBE, awaitPromise=True, returnByValue=True)
     finally:
         browser.close()
