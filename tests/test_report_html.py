@@ -219,8 +219,9 @@ def test_report_plays_in_chromium(report, tmp_path):
         session = browser.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
         browser.send("Runtime.enable", session)
         for _ in range(200):  # wait for the load (the page is local: well under a second)
-            state = browser.send("Runtime.evaluate", session, expression="document.readyState", returnByValue=True)
-            if state["result"]["value"] == "complete":
+            state = browser.send("Runtime.evaluate", session, returnByValue=True,  # not the initial blank page
+                                 expression="location.protocol == 'file:' && document.readyState == 'complete'")
+            if state["result"]["value"]:
                 break
             time.sleep(0.05)
         reply = browser.send("Runtime.evaluate", session, expression=PROBE, awaitPromise=True, returnByValue=True)
@@ -237,3 +238,12 @@ def test_report_plays_in_chromium(report, tmp_path):
     assert out["rows"] == 2
     assert out["afterClick"] == pytest.approx(videos[1]["events"][1]["start_s"], abs=0.1)
     assert out["active"], "the row of the event playing is highlighted"
+
+
+def test_report_of_a_video_without_events_or_files(tmp_path):
+    write_report_html(tmp_path / "report.html", [{"name": "quiet", "duration_s": 2.0, "fps": FPS, "events": [],
+                                                  "max_score": 0.1, "speed": 3.0, "threshold": 0.5}], {})
+    text = (tmp_path / "report.html").read_text()
+    assert "No events (threshold 0.500)." in text and "<video" not in text and "<img" not in text
+    write_report_html(tmp_path / "empty.html", [], {"title": "nothing"})
+    assert "No video was scored." in (tmp_path / "empty.html").read_text()
