@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -35,3 +36,18 @@ def save_figure(fig, path: Path) -> None:
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     fig.savefig(tmp, dpi=110)
     os.replace(tmp, path)
+
+
+@contextmanager
+def atomic_path(path: Path):
+    """Yield a temporary path next to ``path`` (same suffix, so writers that pick a format by
+    extension still work) for a writer that needs a file name (an encoder, an image codec);
+    renamed to ``path`` when the block ends, removed when it raises."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
