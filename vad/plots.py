@@ -1,4 +1,8 @@
-"""ROC, PR and score-versus-ground-truth figures, drawn from the weighted segment entries."""
+"""ROC, PR and score-versus-ground-truth figures, drawn from the weighted segment entries.
+
+Every run writes them, so they are cheap to draw: fixed margins instead of ``tight_layout`` (which
+draws each figure once more to measure its text), and a timeline of a few steps per segment and
+one band per span instead of one point per frame."""
 
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ def roc_figure(scores: np.ndarray, truth: FrameTruth, auc: float, label: str = "
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="Frame-level ROC",
            xlim=(0, 1), ylim=(0, 1.01))
     ax.legend(loc="lower right")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.14, right=0.96, bottom=0.11, top=0.93)
     return fig
 
 
@@ -42,7 +46,7 @@ def pr_figure(scores: np.ndarray, truth: FrameTruth, ap: float, label: str = "mo
     ax.set(xlabel="recall", ylabel="precision", title="Frame-level precision-recall",
            xlim=(0, 1), ylim=(0, 1.01))
     ax.legend(loc="upper right")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.14, right=0.96, bottom=0.11, top=0.93)
     return fig
 
 
@@ -58,26 +62,25 @@ def timeline_rows(truth: FrameTruth, count: int) -> np.ndarray:
 
 
 def timeline_figure(scores: np.ndarray, truth: FrameTruth, videos: list[Video], rows: np.ndarray) -> plt.Figure:
-    """Per-frame score of each chosen video with its annotated anomalous frames shaded."""
+    """Per-frame score of each chosen video (a step per segment, the tail on the last one) with
+    its annotated anomalous frames shaded."""
     fig, axes = plt.subplots(len(rows), 1, figsize=(8, 1.6 * len(rows)), squeeze=False)
     for ax, row in zip(axes[:, 0], rows):
         one = truth.subset(np.array([row]))
         full = one.with_tail(np.asarray(scores[row: row + 1], dtype=np.float64))[0]
-        counts = (one.pos + one.neg)[0].astype(int)
-        frame_scores = np.repeat(full, counts)
-        anomalous = np.zeros(len(frame_scores), dtype=bool)
-        for start, end in videos[row].spans:
-            anomalous[start - 1:end] = True
-        x = np.arange(len(frame_scores))
-        ax.fill_between(x, 0, 1, where=anomalous, color="tab:red", alpha=0.2, step="post",
-                        label="ground truth")
-        ax.plot(x, frame_scores, color="tab:blue", lw=1, label="score")
-        ax.set(ylim=(0, 1.05), xlim=(0, max(1, len(x) - 1)))
+        counts = (one.pos + one.neg)[0]
+        filled = counts > 0
+        edges = np.concatenate([[0], np.cumsum(counts[filled])])
+        for i, (start, end) in enumerate(videos[row].spans):
+            ax.axvspan(start - 1, end, color="tab:red", alpha=0.2, lw=0, label="ground truth" if i == 0 else None)
+        ax.stairs(full[filled], edges, color="tab:blue", lw=1, label="score")
+        ax.set(ylim=(0, 1.05), xlim=(0, max(1, edges[-1] - 1)))
         ax.set_title(f"{videos[row].name} ({truth.classes[row]})", fontsize=8)
         ax.tick_params(labelsize=7)
     axes[0, 0].legend(loc="upper right", fontsize=7)
     axes[-1, 0].set_xlabel("frame")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.5 / (1.6 * len(rows)), top=1 - 0.25 / (1.6 * len(rows)),
+                        hspace=0.55)
     return fig
 
 
