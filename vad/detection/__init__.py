@@ -1,0 +1,1 @@
+"""vad.detect: apply a trained detector to videos and live streams."""
