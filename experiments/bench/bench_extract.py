@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.videos import moving_square, write_video  # noqa: E402
 from vad.data.layouts.videos import VideoLayout  # noqa: E402
-from vad.video import ClipReader, FlowStream  # noqa: E402
+from vad.video import ClipReader  # noqa: E402
 
 
 def bench(extractor: str, stream: str, video: Path, batch: int, device: str, flow_workers: int = 1,
@@ -41,9 +41,11 @@ def bench(extractor: str, stream: str, video: Path, batch: int, device: str, flo
                          batch_size=batch, device=device, flow_workers=flow_workers)
     model = layout.pipeline.networks[stream]
     t0 = time.perf_counter()
-    with FlowStream("farneback", workers=flow_workers) as flows:
-        inputs = [layout.pipeline._prepare_clip(clip, flows if stream == "FLOW" else None, None)[stream]
-                  for clip in ClipReader(video)]
+    preparer = layout.pipeline.preparer()
+    try:
+        inputs = [preparer.prepare(clip)[stream] for clip in ClipReader(video)]
+    finally:
+        preparer.close()
     producer = time.perf_counter() - t0
     n = len(inputs)
     entry = layout.entries()[0]

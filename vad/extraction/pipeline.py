@@ -1,8 +1,12 @@
 """One video through the extractor networks: frames -> 16-frame clips -> optical flow and
 movement values -> network inputs -> per-clip features, streamed.
 
-Decoding, flow, preprocessing and the movement values of upcoming clips are made in a
-background thread (a queue of a few batches) while the networks run on the current batch.
+Two stages, usable apart: a :class:`ClipPreparer` (one per video or stream, it holds the state
+that spans clips) turns a clip into network inputs, and :meth:`ClipPipeline.run_networks` runs
+a batch of prepared clips, which may come from several streams (``vad.detection.streaming``
+batches live sources that way). :meth:`ClipPipeline.run` chains both over one file: decoding,
+flow, preprocessing and the movement values of upcoming clips are made in a background thread
+(a queue of a few batches) while the networks run on the current batch.
 Per stream, a clip gives a ``(C, D)`` feature, ``C = 1`` (10 with ``ten_crop`` for I3D). The
 stream ``RGB`` goes through C3D (Sports-1M) or the RGB I3D; ``FLOW`` through C3D on rendered
 ``denseflow`` images (the capstone's stream) or the 2-channel flow I3D. An unusable video
@@ -22,6 +26,13 @@ import torch
 from torch import nn
 
 _DONE = object()
+
+
+def _flow_method(streams, flow: str | None) -> str | None:
+    """The flow method the streams need (None without FLOW); FLOW without one is an error."""
+    if "FLOW" in streams and not flow:
+        raise ValueError("the FLOW stream needs a flow method (farneback or tvl1)")
+    return flow if "FLOW" in streams else None
 
 
 @dataclass
@@ -55,9 +66,7 @@ class ClipPipeline:
         self.networks = dict(networks)
         self.streams = tuple(self.networks)
         self.extractor = str(extractor).upper()
-        if "FLOW" in self.streams and not flow:
-            raise ValueError("the FLOW stream needs a flow method (farneback or tvl1)")
-        self.flow = flow if "FLOW" in self.streams else None
+        self.flow = _flow_method(self.streams, flow)
         self.device, self.flow_workers = device, int(flow_workers)
         self.movement, self.ten_crop = bool(movement), bool(ten_crop)
         self.size = tuple(int(v) for v in size) if size else None
@@ -108,17 +117,25 @@ class ClipPipeline:
                     raise item
                 pending.append(item)
                 if len(pending) >= self.batch_size:
-                    yield self._run_networks(pending)
+                    yield self.run_networks(pending)
                     pending = []
             if pending:
-                yield self._run_networks(pending)
+                yield self.run_networks(pending)
         finally:
             stop.set()
             worker.join()
             self.seconds += time.perf_counter() - started
         return int(info["frames"]), float(info["fps"])
 
-    def _run_networks(self, items: list[dict]) -> ClipBatch:
+    def preparer(self) -> "ClipPreparer":
+        """A :class:`ClipPreparer` configured like this pipeline (one per video or stream)."""
+        return ClipPreparer(self.streams, self.extractor, flow=self.flow,
+                            flow_workers=self.flow_workers, movement=self.movement,
+                            ten_crop=self.ten_crop)
+
+    def run_networks(self, items: list[dict]) -> ClipBatch:
+        """The networks over prepared clips (:meth:`ClipPreparer.prepare` outputs, in order;
+        they may come from several videos or streams): one forward per stream."""
         features = {}
         with torch.no_grad():
             for stream in self.streams:
@@ -133,31 +150,9 @@ class ClipPipeline:
                     if self.movement else None)
         return ClipBatch(features, movement)
 
-    def _prepare_clip(self, clip, flows, tracker) -> dict:
-        """Network inputs of one (16, H, W, 3) uint8 clip: {stream: (C, ch, 16, s, s) tensor}
-        and its movement value."""
-        from vad.extractors import preprocess_c3d, preprocess_i3d_flow, preprocess_i3d_rgb
-        from vad.video import render_denseflow
-
-        out = {}
-        crops = "ten" if self.ten_crop else "center"
-        if "RGB" in self.streams:
-            x = preprocess_c3d(clip) if self.extractor == "C3D" else preprocess_i3d_rgb(clip, crops=crops)
-            out["RGB"] = x if x.dim() == 5 else x.unsqueeze(0)
-        if "FLOW" in self.streams:
-            flow = flows.update(clip)
-            if self.extractor == "C3D":
-                x = preprocess_c3d(render_denseflow(flow))
-            else:
-                x = preprocess_i3d_flow(flow, crops=crops)
-            out["FLOW"] = x if x.dim() == 5 else x.unsqueeze(0)
-        if tracker is not None:
-            out["movement"] = tracker.update(clip)
-        return out
-
     def _produce(self, path, q: queue.Queue, stop: threading.Event, info: dict) -> None:
         """The background thread: decode, flow, movement and preprocessing into ``q``."""
-        from vad.video import ClipReader, FlowStream, MovementTracker
+        from vad.video import ClipReader
 
         def put(item) -> bool:
             while not stop.is_set():
@@ -170,16 +165,64 @@ class ClipPipeline:
 
         try:
             reader = ClipReader(path, size=self.size)
-            flows = FlowStream(self.flow, workers=self.flow_workers) if self.flow else None
-            tracker = MovementTracker() if self.movement else None
+            preparer = self.preparer()
             try:
                 for clip in reader:
-                    if not put(self._prepare_clip(clip, flows, tracker)):
+                    if not put(preparer.prepare(clip)):
                         return
             finally:
-                if flows is not None:
-                    flows.close()
+                preparer.close()
             info.update(frames=reader.frames, fps=reader.fps)
             put(_DONE)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
             put(exc)
+
+
+class ClipPreparer:
+    """Network inputs of consecutive clips of ONE video or stream, with the state that spans
+    clips: the flow of a clip's first frame starts from the previous clip's last frame, and the
+    Lucas-Kanade tracker follows its corners across clips. :meth:`reset` forgets that state (a
+    stream reopened after a break, clips dropped in between); :meth:`close` stops flow threads."""
+
+    def __init__(self, streams, extractor: str, flow: str | None = None, flow_workers: int = 1,
+                 movement: bool = False, ten_crop: bool = False):
+        from vad.video import FlowStream, MovementTracker
+
+        self.streams = tuple(str(s).upper() for s in streams)
+        self.extractor = str(extractor).upper()
+        self.ten_crop = bool(ten_crop)
+        flow = _flow_method(self.streams, flow)
+        self._flows = FlowStream(flow, workers=int(flow_workers)) if flow else None
+        self._tracker = MovementTracker() if movement else None
+
+    def prepare(self, clip) -> dict:
+        """Network inputs of one (16, H, W, 3) uint8 RGB clip: {stream: (C, ch, 16, s, s)
+        tensor} and, with movement, ``"movement"``: the clip's summed LK displacement."""
+        from vad.extractors import preprocess_c3d, preprocess_i3d_flow, preprocess_i3d_rgb
+        from vad.video import render_denseflow
+
+        out = {}
+        crops = "ten" if self.ten_crop else "center"
+        if "RGB" in self.streams:
+            x = preprocess_c3d(clip) if self.extractor == "C3D" else preprocess_i3d_rgb(clip, crops=crops)
+            out["RGB"] = x if x.dim() == 5 else x.unsqueeze(0)
+        if self._flows is not None:
+            flow = self._flows.update(clip)
+            if self.extractor == "C3D":
+                x = preprocess_c3d(render_denseflow(flow))
+            else:
+                x = preprocess_i3d_flow(flow, crops=crops)
+            out["FLOW"] = x if x.dim() == 5 else x.unsqueeze(0)
+        if self._tracker is not None:
+            out["movement"] = self._tracker.update(clip)
+        return out
+
+    def reset(self) -> None:
+        if self._flows is not None:
+            self._flows.reset()
+        if self._tracker is not None:
+            self._tracker.reset()
+
+    def close(self) -> None:
+        if self._flows is not None:
+            self._flows.close()
