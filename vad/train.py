@@ -6,6 +6,10 @@ The run's lifecycle: it holds the folder's lock (``vad.run_lock``) from start to
 with nothing left to train, puts an unexpected exception into ``train.log`` with its traceback,
 and on Ctrl-C writes an ``"interrupted"`` ``metrics.json`` and prints the command that resumes
 it (exit status 130).
+
+Lightning and torch are imported where a run starts, not with this module: a command that fails
+at composition or in its first checks (and a sweep's launching process, whose jobs run elsewhere)
+answers in a second instead of after Lightning's ~10 s import.
 """
 
 from __future__ import annotations
@@ -16,33 +20,38 @@ import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
-import pytorch_lightning as pl
-import torch
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
-from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from vad.checkpoint import read as read_checkpoint
 from vad.cli import USER_ERRORS, UserError, log_to_files, override, user_errors
 from vad.config import check_dim, input_dim, validate
-from vad.data.features import Splits
 from vad.data.loading import load_data
-from vad.datamodule import MILDataModule
-from vad.epoch_end import EpochEnd
 from vad.evaluation import Evaluator, load_learner, subset
 from vad.io import write_json, write_text
-from vad.lit_module import MILModule
 from vad.rerun import command
 from vad.results import describe, write_results
 from vad.run_lock import RunLock
-from vad.run_writers import AtomicCheckpointIO, OneFileTensorBoardLogger
+
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import ModelCheckpoint
+
+    from vad.data.features import Splits
+    from vad.datamodule import MILDataModule
+    from vad.epoch_end import EpochEnd
+    from vad.lit_module import MILModule
 
 log = logging.getLogger(__name__)
 
 
 def make_logger(cfg: DictConfig, run_dir: Path):
+    from pytorch_lightning.loggers import CSVLogger
+
+    from vad.run_writers import OneFileTensorBoardLogger
+
     if cfg.logger.name == "tensorboard":
         return OneFileTensorBoardLogger(save_dir=str(run_dir), name="", version="", default_hp_metric=False)
     if cfg.logger.name == "csv":
@@ -69,6 +78,9 @@ def flat_hparams(cfg: DictConfig) -> dict:
 
 
 def build(cfg: DictConfig, splits: Splits) -> tuple[MILModule, MILDataModule]:
+    from vad.datamodule import MILDataModule
+    from vad.lit_module import MILModule
+
     datamodule = MILDataModule(
         splits, batch_size=int(cfg.data.batch_size), eval_batch_size=int(cfg.data.eval_batch_size),
         val_source=cfg.data.val_source, holdout_fraction=float(cfg.data.holdout_fraction),
@@ -87,6 +99,8 @@ def build(cfg: DictConfig, splits: Splits) -> tuple[MILModule, MILDataModule]:
 def set_threads(threads) -> None:
     """``threads``: torch's intra-op threads for this run (checked by ``validate``); null keeps
     torch's default."""
+    import torch
+
     if threads is not None:
         torch.set_num_threads(threads)
     log.info("torch threads: %d", torch.get_num_threads())
@@ -168,14 +182,24 @@ def train(cfg: DictConfig) -> dict:
                     raise
                 raise RunInterrupted(interrupted(cfg, run_dir, started, state)) from None
             finally:
-                if isinstance(state.logger, OneFileTensorBoardLogger):
-                    state.logger.close()
+                if state.logger:  # Lightning is imported by then
+                    from vad.run_writers import OneFileTensorBoardLogger
+
+                    if isinstance(state.logger, OneFileTensorBoardLogger):
+                        state.logger.close()
     except Exception as err:
         log_failure(err)
         raise
 
 
 def _train(cfg: DictConfig, run_dir: Path, started: float, state: RunState) -> dict:
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+    from pytorch_lightning.loggers import TensorBoardLogger
+
+    from vad.epoch_end import EpochEnd
+    from vad.run_writers import AtomicCheckpointIO
+
     set_threads(cfg.get("threads"))
     write_text(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     pl.seed_everything(int(cfg.seed), workers=True)
