@@ -8,6 +8,7 @@ import torch
 from pytorch_lightning.utilities import CombinedLoader
 from torch.utils.data import DataLoader, Dataset
 
+from vad.cli import UserError
 from vad.data.features import FeatureSet, Splits
 from vad.evaluation import check_protocol
 from vad.movement_term import movement_change
@@ -39,7 +40,8 @@ class MILDataModule(pl.LightningDataModule):
     """Serves ``Splits``: training batches of ``batch_size`` normal + ``batch_size`` anomalous
     videos (shuffled, balanced, last partial batch dropped); evaluation on the test split and,
     with ``val_source="train_holdout"``, on a stratified ``holdout_fraction`` of training videos
-    that training never sees."""
+    that training never sees. Data without test videos train with ``val_source="train_holdout"``
+    only (no test loader is served)."""
 
     def __init__(self, splits: Splits, batch_size: int = 30, eval_batch_size: int = 512,
                  val_source: str = "test", holdout_fraction: float = 0.1, seed: int = 0,
@@ -49,6 +51,10 @@ class MILDataModule(pl.LightningDataModule):
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.val_source = val_source
+        if val_source == "test" and not len(splits.test):
+            raise UserError(f"data.val_source=test selects the best epoch on the test videos, but "
+                            f"{splits.description} has none: use data.val_source=train_holdout (the best "
+                            "epoch by the video AUC of held-out training videos; no test metrics)")
         self.seed = seed
         self.use_movement = use_movement
         labels = splits.train.labels
@@ -70,7 +76,8 @@ class MILDataModule(pl.LightningDataModule):
                 raise ValueError(f"data.batch_size={batch_size} but only {len(rows)} {name} training "
                                  "videos are available: lower data.batch_size")
         self.protocol = protocol
-        check_protocol(splits.test, protocol)  # the evaluator scores what test_loader serves
+        if len(splits.test):
+            check_protocol(splits.test, protocol)  # the evaluator scores what test_loader serves
         self.holdout_labels = labels[self.holdout_rows]
         self.movement_terms = {}
         if use_movement:
@@ -104,7 +111,8 @@ class MILDataModule(pl.LightningDataModule):
         return self._ordered("test", np.arange(len(self.splits.test)))
 
     def val_dataloader(self):
-        loaders = [self.test_loader()]
+        # The order Evaluator.loader_scores reads: the test split when it has videos, the hold-out.
+        loaders = [self.test_loader()] if len(self.splits.test) else []
         if self.val_source == "train_holdout":
             loaders.append(self._ordered("train", self.holdout_rows))
         return loaders

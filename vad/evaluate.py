@@ -1,6 +1,7 @@
 """``python -m vad.evaluate ckpt_path=PATH``: test metrics, per-video scores and ROC/PR/timeline
 plots of a checkpoint, in plain torch (no Lightning: the Learner's weights are read from the
-checkpoint's ``state_dict``)."""
+checkpoint's ``state_dict``). ``annotations=FILE.csv`` gives the test videos' anomalous frames
+(one's own footage; :mod:`vad.data.annotations_csv`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from vad.checkpoint import read as read_checkpoint
 from vad.cli import UserError, user_errors
 from vad.config import input_dim
-from vad.data.loading import load_data
+from vad.data.loading import annotate, load_data
 from vad.device import resolve_device
 from vad.evaluation import Evaluator, load_learner
 from vad.results import describe, write_results
@@ -62,12 +63,19 @@ def evaluate(cfg: DictConfig, overridden: set[str] = frozenset()) -> dict:
     check_inputs(cfg, run, int(checkpoint["hyper_parameters"]["input_dim"]), ckpt_path)
 
     splits = load_data(cfg, need_train=False)
+    if not len(splits.test):
+        raise UserError(f"{splits.description} has no test videos to evaluate: extract test videos "
+                        "into the store (vad.extract puts the videos of a test/ folder there, see "
+                        "labels.test) and give their anomalous frames with annotations=FILE.csv")
+    if cfg.get("annotations"):
+        splits = annotate(splits, cfg.annotations, cfg.data)
     learner = load_learner(checkpoint).to(resolve_device(cfg.device))
     evaluation = Evaluator.from_config(cfg, splits.test).run(learner, int(cfg.data.eval_batch_size))
     metrics = evaluation.metrics
     out_dir = Path(cfg.paths.output_dir)
     result = write_results(out_dir, evaluation, lambda: {
         "checkpoint": str(ckpt_path), **describe(cfg, splits), "protocol": cfg.eval.protocol,
+        **({"annotations": str(cfg.annotations)} if cfg.get("annotations") else {}),
         "epoch": int(checkpoint["epoch"]), "metrics": metrics}, int(cfg.eval.timeline_videos))
     log.info("auc %.4f ap %.4f far %.4f paired_auc %.4f -> %s", metrics["auc"], metrics["ap"],
              metrics["far"], metrics.get("paired_auc", float("nan")), out_dir)

@@ -3,8 +3,10 @@ test of the best checkpoint) and ``vad.evaluate``: features -> per-video scores 
 
 Scoring (:func:`score`) averages the scores of a test video's crops and adds the movement term
 when asked; :class:`Evaluator` turns the per-video scores of the test split (and of a training
-hold-out) into the metrics of :mod:`vad.metrics`. Plain torch: no Lightning here, so that
-``vad.evaluate`` starts without it.
+hold-out) into the metrics of :mod:`vad.metrics`. Without test videos (one's own footage,
+labelled by folder, trained with ``data.val_source=train_holdout``) only the hold-out is
+evaluated: there are no test metrics (``metrics`` is None). Plain torch: no Lightning here, so
+that ``vad.evaluate`` starts without it.
 """
 
 from __future__ import annotations
@@ -84,23 +86,28 @@ def padded(flat: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Evaluation:
-    """The scores of the test videos and their metrics (and the hold-out's video AUC)."""
+    """The scores of the test videos and their metrics (and the hold-out's video AUC);
+    ``metrics`` is None without test videos."""
 
     videos: list[Video]
     protocol: str  # segments or snippets
-    truth: FrameTruth
+    truth: FrameTruth | None  # None without test videos
     scores: np.ndarray  # (videos, units): 32 segments, or T snippets padded with zeros
     counts: np.ndarray  # (videos,) units of each video
-    metrics: dict[str, float]  # auc, ap, far, [paired_auc], auc_<Class>
+    metrics: dict[str, float] | None  # auc, ap, far, [paired_auc], auc_<Class>; None: no test videos
     holdout_auc: float | None = None
 
-    def summary(self) -> dict[str, float]:
-        """The metrics as ``metrics.json`` holds them: test metrics, then the hold-out's."""
-        return {**self.metrics, **({HOLDOUT_AUC: self.holdout_auc} if self.holdout_auc is not None else {})}
+    def _holdout(self) -> dict[str, float]:
+        return {HOLDOUT_AUC: self.holdout_auc} if self.holdout_auc is not None else {}
+
+    def summary(self) -> dict:
+        """The metrics as ``metrics.json`` holds them: test metrics (``"test": None`` without
+        test videos), then the hold-out's."""
+        return {**(self.metrics if self.metrics is not None else {"test": None}), **self._holdout()}
 
     def logged(self) -> dict[str, float]:
         """The metrics as logged every epoch: ``test/<metric>`` and ``holdout/video_auc``."""
-        return {(k if k == HOLDOUT_AUC else f"test/{k}"): v for k, v in self.summary().items()}
+        return {**{f"test/{k}": v for k, v in (self.metrics or {}).items()}, **self._holdout()}
 
 
 class Evaluator:
@@ -109,6 +116,7 @@ class Evaluator:
 
     ``movement_k`` is added times the movement change to evaluation scores (``movement.at_test``;
     0 leaves scores alone). ``pair_seed`` draws the pairs of ``paired_auc`` (segments only).
+    An empty ``test`` set (no test videos) needs a ``holdout``: only it is scored.
     """
 
     def __init__(self, test: FeatureSet, protocol: str = "segments", pair_seed: int = 0,
@@ -117,12 +125,15 @@ class Evaluator:
             raise ValueError("movement.at_test=true needs eval.protocol=segments (movement values are "
                              "per segment)")
         self.test = test
+        self.has_test = len(test) > 0
+        if not self.has_test and holdout is None:
+            raise ValueError("nothing to evaluate: no test videos and no training hold-out")
         self.protocol = protocol
-        self.truth = frame_truth(test, protocol)
+        self.truth = frame_truth(test, protocol) if self.has_test else None
         self.pair_seed = pair_seed if protocol == "segments" else None
         self.movement_k = float(movement_k)
         self.holdout = holdout
-        self.counts = (np.asarray(test.snippet_counts) if protocol == "snippets"
+        self.counts = (np.asarray(test.snippet_counts) if protocol == "snippets" and self.has_test
                        else np.full(len(test), test.features.shape[-2]))
 
     @classmethod
@@ -141,10 +152,22 @@ class Evaluator:
         """Scores in loader order -> (videos, units): snippet scores are padded per video."""
         return padded(scores, self.counts) if self.protocol == "snippets" else np.asarray(scores)
 
-    def evaluate(self, test_scores: np.ndarray, holdout_scores: np.ndarray | None = None) -> Evaluation:
-        """Metrics of the test scores in loader order (and of the hold-out's scores)."""
-        scores = self.matrix(test_scores)
+    def loader_scores(self, scores: dict[int, np.ndarray]) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """``(test, hold-out)`` scores from those of the validation loaders by index, served in
+        this order by ``MILDataModule.val_dataloader``: the test split when it has videos, then
+        the hold-out when there is one."""
+        ordered = [scores.get(i) for i in range(int(self.has_test) + int(self.holdout is not None))]
+        test = ordered.pop(0) if self.has_test else None
+        return test, (ordered[0] if self.holdout is not None else None)
+
+    def evaluate(self, test_scores: np.ndarray | None, holdout_scores: np.ndarray | None = None) -> Evaluation:
+        """Metrics of the test scores in loader order (None without test videos) and of the
+        hold-out's scores."""
         holdout = None if holdout_scores is None else video_auc(holdout_scores, self.holdout.labels)
+        if not self.has_test:
+            return Evaluation([], self.protocol, None, np.zeros((0, self.test.features.shape[-2])),
+                              self.counts, None, holdout)
+        scores = self.matrix(test_scores)
         return Evaluation(self.test.videos, self.protocol, self.truth, scores, self.counts,
                           frame_metrics(scores, self.truth, self.pair_seed), holdout)
 
@@ -153,7 +176,9 @@ class Evaluator:
         training = learner.training
         learner.eval()
         try:
-            if self.protocol == "snippets":  # snippet rows, as many per batch as 32-segment videos
+            if not self.has_test:
+                test = None
+            elif self.protocol == "snippets":  # snippet rows, as many per batch as 32-segment videos
                 test = score_rows(learner, self.test.snippets, batch_size=batch_size * 32)
             else:
                 test = score_rows(learner, self.test.features, self._movement(self.test),

@@ -63,12 +63,14 @@ def open_layout(cfg: DictConfig):
     if OmegaConf.is_config(weights):
         weights = OmegaConf.to_container(weights, resolve=True)
     size = list(cfg.size) if cfg.get("size") else None
+    labels = OmegaConf.to_container(cfg.labels, resolve=True) if cfg.get("labels") is not None else None
     return VideoLayout(cfg.videos, extractor=cfg.extractor.name, streams=tuple(cfg.modality.streams),
                        weights=weights, flow=str(cfg.get("flow", "auto")), movement=_movement_name(cfg),
                        ten_crop=bool(cfg.get("ten_crop", False)), batch_size=int(cfg.batch_size),
                        device=str(cfg.get("device", "auto")), shard=int(cfg.shard),
                        num_shards=int(cfg.num_shards), size=size, progress=bool(cfg.progress),
-                       seed=int(cfg.get("seed", 0)), flow_workers=cfg.get("flow_workers", "auto"))
+                       seed=int(cfg.get("seed", 0)), flow_workers=cfg.get("flow_workers", "auto"),
+                       labels=labels)
 
 
 def extract(cfg: DictConfig) -> dict:

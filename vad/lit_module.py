@@ -18,9 +18,10 @@ class MILModule(pl.LightningModule):
     ``movement.at_test``).
 
     Validation dataloader 0 is the test split (logged as ``test/*``); dataloader 1, when
-    present, is the training hold-out (``holdout/video_auc``). ``val/auc`` is the evaluator's
-    selection metric: ``holdout/video_auc`` when it has a hold-out, else ``test/auc``. The
-    evaluator is given by the caller (``vad.train.build``) and is not a hyperparameter.
+    present, is the training hold-out (``holdout/video_auc``; it is dataloader 0 when there are
+    no test videos). ``val/auc`` is the evaluator's selection metric: ``holdout/video_auc`` when
+    it has a hold-out, else ``test/auc``. The evaluator is given by the caller
+    (``vad.train.build``) and is not a hyperparameter.
     """
 
     def __init__(self, input_dim: int, dropout: float, loss: dict, optimizer: dict,
@@ -54,7 +55,7 @@ class MILModule(pl.LightningModule):
         self._scores.clear()
         if self.trainer.sanity_checking:
             return
-        metrics = self.evaluator.evaluate(scores[0], scores.get(1)).logged()
+        metrics = self.evaluator.evaluate(*self.evaluator.loader_scores(scores)).logged()
         self.log_dict(metrics)
         self.log("val/auc", metrics[self.evaluator.selection_metric], prog_bar=True)
 

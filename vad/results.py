@@ -59,16 +59,18 @@ def write_results(out_dir, evaluation: Evaluation, record: Callable[[], dict], t
                   writer=None, step: int = 0) -> dict:
     """Write ``scores.npz``, ``plots/`` and then ``metrics.json`` = ``record()`` (called last so
     that its timings include the figures) into ``out_dir``; return the record. ``writer``: a
-    TensorBoard writer that gets the figures too."""
-    from vad.plots import evaluation_figures, roc_points
-
+    TensorBoard writer that gets the figures too. Without test videos (``evaluation.metrics``
+    is None) there are no scores or plots: ``metrics.json`` only."""
     out_dir = Path(out_dir)
-    write_npz(out_dir / "scores.npz", **score_arrays(evaluation))
     metrics = evaluation.metrics
-    write_figures(evaluation_figures(evaluation.scores, evaluation.truth, evaluation.videos, metrics,
-                                     timeline_videos), out_dir / "plots", writer, step)
-    fpr, tpr = roc_points(evaluation.scores, evaluation.truth)
-    write_npz(out_dir / "plots" / "roc.npz", fpr=fpr, tpr=tpr, auc=np.float64(metrics["auc"]))
+    if metrics is not None:
+        from vad.plots import evaluation_figures, roc_points
+
+        write_npz(out_dir / "scores.npz", **score_arrays(evaluation))
+        write_figures(evaluation_figures(evaluation.scores, evaluation.truth, evaluation.videos, metrics,
+                                         timeline_videos), out_dir / "plots", writer, step)
+        fpr, tpr = roc_points(evaluation.scores, evaluation.truth)
+        write_npz(out_dir / "plots" / "roc.npz", fpr=fpr, tpr=tpr, auc=np.float64(metrics["auc"]))
     result = record()
     write_json(out_dir / "metrics.json", result)
     return result

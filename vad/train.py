@@ -81,6 +81,9 @@ def build(cfg: DictConfig, splits: Splits) -> tuple[MILModule, MILDataModule]:
     from vad.datamodule import MILDataModule
     from vad.lit_module import MILModule
 
+    if not len(splits.test) and cfg.data.val_source == "train_holdout":
+        log.info("no test videos: every epoch is evaluated on the training hold-out only "
+                 "(holdout/video_auc), and the run computes no test metrics")
     datamodule = MILDataModule(
         splits, batch_size=int(cfg.data.batch_size), eval_batch_size=int(cfg.data.eval_batch_size),
         val_source=cfg.data.val_source, holdout_fraction=float(cfg.data.holdout_fraction),
@@ -237,12 +240,14 @@ def _train(cfg: DictConfig, run_dir: Path, started: float, state: RunState) -> d
     best_path = checkpoint.best_model_path or None
     best_ckpt = read_checkpoint(best_path) if best_path else None
     tested = evaluator.run(load_learner(best_ckpt), batch_size) if best_ckpt else last_eval
+    # Without test videos the hold-out's video AUC is the best checkpoint's only number ("test": None).
+    scored = tested.metrics if tested.metrics is not None else tested.summary()
     best = {"epoch": int(best_ckpt["epoch"]) if best_ckpt else last["epoch"], "selected_by": "val/auc",
             "val_source": cfg.data.val_source, "selection_metric": evaluator.selection_metric,
-            "protocol": cfg.eval.protocol, "checkpoint": best_path, **tested.metrics}
+            "protocol": cfg.eval.protocol, "checkpoint": best_path, **scored}
     tensorboard = logger.experiment if isinstance(logger, TensorBoardLogger) else None
     if logger:  # the best checkpoint's metrics apart from the per-epoch curves
-        logger.log_metrics({f"best/{k}": v for k, v in tested.metrics.items()}, step=module.global_step)
+        logger.log_metrics({f"best/{k}": v for k, v in scored.items() if v is not None}, step=module.global_step)
     if tensorboard is not None:
         logger.log_metrics({f"hp/{k}": best[k] for k in ("auc", "ap", "far", "paired_auc") if k in best},
                            step=module.global_step)
@@ -261,9 +266,15 @@ def _train(cfg: DictConfig, run_dir: Path, started: float, state: RunState) -> d
                            module.global_step)
     if logger:
         logger.finalize("success")
-    log.info("best epoch %d/%d (by %s): auc %.4f ap %.4f far %.4f paired_auc %.4f; last auc %.4f",
-             best["epoch"] + 1, int(cfg.trainer.max_epochs), best["selection_metric"], best["auc"], best["ap"],
-             best["far"], best.get("paired_auc", float("nan")), last.get("auc", float("nan")))
+    if tested.metrics is None:
+        log.info("best epoch %d/%d by %s %.4f; no test metrics (metrics.json: \"test\": null): %s has "
+                 "no test videos; evaluate test videos with frame annotations through vad.evaluate "
+                 "annotations=FILE.csv", best["epoch"] + 1, int(cfg.trainer.max_epochs),
+                 best["selection_metric"], tested.holdout_auc, splits.description)
+    else:
+        log.info("best epoch %d/%d (by %s): auc %.4f ap %.4f far %.4f paired_auc %.4f; last auc %.4f",
+                 best["epoch"] + 1, int(cfg.trainer.max_epochs), best["selection_metric"], best["auc"],
+                 best["ap"], best["far"], best.get("paired_auc", float("nan")), last.get("auc", float("nan")))
     log.info("outputs in %s", run_dir)
     return result
 

@@ -11,14 +11,23 @@ a deterministic split whose union, sorted again, is the unsharded order.
 
 Labels (``Entry``)
 ------------------
+In this order (the first rule that applies):
+
 * A video whose file stem (``Arson011_x264`` for ``.../Arson011_x264.avi``) is a UCF-Crime
   video of the shipped catalogue gets that video's split, class and (test) spans. Frame count
   and fps are those decoded (``facts``); spans are clipped to the decoded frames.
-* Any other video whose class is known from its name or parent folder (a UCF-Crime class
-  folder like ``Arson/``, a name starting ``Normal_Videos``, or a parent folder whose name
-  starts with ``Normal``/``Training_Normal``/``Testing_Normal``) is stored in split
-  ``"train"`` with that class: a training video needs only its video-level label, whereas a
-  test video would need frame-level spans that nobody gave.
+* Your own footage, labelled by folder: the nearest folder of the video's path (up to and
+  including the ``videos`` folder itself; names compared ignoring case) that is in
+  ``labels.normal`` (default ``normal``) gives a normal training video, in ``labels.anomalous``
+  (default ``anomalous``, ``abnormal``, ``anomaly``) an anomalous training video of class
+  ``Anomaly``, a UCF-Crime class name (``Arson/``) a training video of that class, and in
+  ``labels.test`` (default ``test``) a test video of class ``Normal`` without spans, whose
+  anomalous frames ``vad.evaluate annotations=FILE.csv`` gives (:mod:`vad.data.annotations_csv`).
+  A training video needs only its video-level label, whereas a test video needs frame-level
+  spans.
+* Any other video whose class is known from its name (a name like ``Arson011`` or
+  ``Normal_Videos...``) or a parent folder whose name starts with
+  ``Normal``/``Training_Normal``/``Testing_Normal`` is a training video of that class.
 * Any other video is stored as split ``"test"``, class ``"Normal"``, no spans, and a warning
   lists them: the least harmful place for unlabelled footage (features are there for scoring
   with ``vad.evaluate``/your own code; an evaluation on such a store counts them as normal).
@@ -81,20 +90,68 @@ def _catalogue_by_stem() -> dict[str, tuple[Video, str]]:
     return table
 
 
-def label_of(rel: str) -> tuple[str, str, tuple]:
-    """``(split, class, spans)`` of a video path (see the module doc)."""
+ANOMALY = "Anomaly"  # the class of a video in an anomalous folder that names no UCF-Crime class
+DEFAULT_LABELS = {"normal": ("normal",), "anomalous": ("anomalous", "abnormal", "anomaly"),
+                  "test": ("test",)}
+
+
+def folder_labels(labels=None) -> dict[str, frozenset[str]]:
+    """``labels`` (``{normal: [...], anomalous: [...], test: [...]}``, missing keys take the
+    defaults) as lower-case name sets; a name under two keys is an error."""
+    if labels is not None and not isinstance(labels, dict):
+        raise ValueError(f"labels={labels!r}: expected the keys labels.normal, labels.anomalous and "
+                         "labels.test, each a list of folder names (labels.normal=[normal,calm])")
+    given = dict(labels or {})
+    unknown = sorted(set(given) - set(DEFAULT_LABELS))
+    if unknown:
+        raise ValueError(f"labels.{unknown[0]}: unknown key, expected labels.normal, labels.anomalous "
+                         "and labels.test (lists of folder names)")
+    out = {}
+    for key, default in DEFAULT_LABELS.items():
+        names = given.get(key)
+        names = default if names is None else ([names] if isinstance(names, str) else list(names))
+        out[key] = frozenset(str(n).strip().lower() for n in names)
+    for a, b in (("normal", "anomalous"), ("normal", "test"), ("anomalous", "test")):
+        both = sorted(out[a] & out[b])
+        if both:
+            raise ValueError(f"labels.{a} and labels.{b} both name the folder {both[0]!r}: a folder "
+                             "gives one label; remove it from one of them")
+    return out
+
+
+def folder_label(rel: str, labels: dict[str, frozenset[str]]) -> tuple[str, str] | None:
+    """``(split, class)`` that the nearest label folder of ``rel`` gives, or None."""
+    for part in reversed(Path(rel).parent.parts):
+        if part in CLASSES:
+            return "train", part
+        name = part.lower()
+        if name in labels["normal"]:
+            return "train", NORMAL
+        if name in labels["anomalous"]:
+            return "train", ANOMALY
+        if name in labels["test"]:
+            return "test", NORMAL
+    return None
+
+
+def label_of(rel: str, labels: dict[str, frozenset[str]] | None = None) -> tuple[str, str, tuple]:
+    """``(split, class, spans)`` of a video path (its folders as the labels see them, the
+    ``videos`` folder first), with the folder names of :func:`folder_labels` (default: its
+    defaults; see the module doc)."""
+    labels = labels or folder_labels()
     stem = Path(rel).name.split(".")[0]
     known = _catalogue_by_stem().get(stem)
     if known is not None:
         video, split = known
         return split, video.cls, video.spans
+    by_folder = folder_label(rel, labels)
+    if by_folder is not None:
+        return (*by_folder, ())
     try:
         return "train", class_of(rel), ()
     except ValueError:
         pass
     folder = Path(rel).parent.name
-    if folder in CLASSES:
-        return "train", folder, ()
     if folder.startswith(("Normal", "Training_Normal", "Testing_Normal")):
         return "train", NORMAL, ()
     return "test", NORMAL, ()
@@ -110,7 +167,7 @@ class VideoLayout(Layout):
                  flow: str = "auto", movement: str | None = None, ten_crop: bool = False,
                  batch_size: int = 8, device: str = "auto", shard: int = 0, num_shards: int = 1,
                  size=None, queue_batches: int = 3, progress: bool = False,
-                 seed: int = 0, flow_workers="auto"):
+                 seed: int = 0, flow_workers="auto", labels=None):
         super().__init__(Path(root).expanduser())
         from vad.device import resolve_device
         from vad.extraction import networks
@@ -118,6 +175,7 @@ class VideoLayout(Layout):
         from vad.video import resolve_method
 
         self.extractor = str(extractor).upper()
+        self.labels = folder_labels(labels)  # before the networks: a bad option fails at once
         self._streams = tuple(str(s).upper() for s in streams)
         if not 0 <= int(shard) < int(num_shards):
             raise ValueError(f"shard={shard} num_shards={num_shards}: need 0 <= shard < num_shards")
@@ -142,16 +200,24 @@ class VideoLayout(Layout):
         mine = list_videos(self.root)[self.shard::self.num_shards]
         self._abs = {rel: path for rel, path in mine}
         self._entries = []
-        unlabelled = []
+        # Labels see the videos folder's own name too: videos=footage/normal holds normal videos.
+        top = self.root.resolve().name if self.root.is_dir() else ""
+        unlabelled, to_annotate = [], []
         for rel, _ in mine:
-            split, cls, spans = label_of(rel)
-            if split == "test" and cls == NORMAL and Path(rel).name.split(".")[0] not in _catalogue_by_stem():
-                unlabelled.append(rel)
+            labelled = f"{top}/{rel}" if top else rel
+            split, cls, spans = label_of(labelled, self.labels)
+            if split == "test" and Path(rel).name.split(".")[0] not in _catalogue_by_stem():
+                (to_annotate if folder_label(labelled, self.labels) else unlabelled).append(rel)
             self._entries.append(Entry(Video(rel, cls, 0, tuple(spans)), split))
+        if to_annotate:
+            log.info("%d videos in a test folder (labels.test=%s) are test videos of class Normal until "
+                     "vad.evaluate annotations=FILE.csv gives their anomalous frames, e.g. %s",
+                     len(to_annotate), sorted(self.labels["test"]), to_annotate[:3])
         if unlabelled:
-            log.warning("%d videos are not UCF-Crime videos and have no class folder; stored as "
-                        "test videos of class Normal without spans, e.g. %s", len(unlabelled),
-                        unlabelled[:3])
+            log.warning("%d videos are not UCF-Crime videos and have no label folder (labels.normal=%s, "
+                        "labels.anomalous=%s, labels.test=%s); stored as test videos of class Normal "
+                        "without spans, e.g. %s", len(unlabelled), sorted(self.labels["normal"]),
+                        sorted(self.labels["anomalous"]), sorted(self.labels["test"]), unlabelled[:3])
         self._cache_key = None
         self._cache: dict = {}
 
@@ -213,4 +279,5 @@ class VideoLayout(Layout):
         return {"features": video.features, "movement": movement, "facts": facts}
 
 
-__all__ = ["EXTENSIONS", "VideoLayout", "label_of", "list_videos"]
+__all__ = ["ANOMALY", "DEFAULT_LABELS", "EXTENSIONS", "VideoLayout", "folder_label", "folder_labels",
+           "label_of", "list_videos"]

@@ -56,9 +56,9 @@ from vad.data.store.format import (
     skipped_of,
 )
 from vad.data.store.merge import merge
-from vad.data.store.reader import load, open_store
+from vad.data.store.reader import load, open_store, video_fps
 from vad.data.store.writer import Interrupted, StoreReadError, WriteReport, write
 
 __all__ = ["FORMAT", "KEEP_ALL", "PARTIAL", "VERSION", "Interrupted", "SkipVideo", "StoreReadError",
            "WriteReport", "keep_mode", "load", "merge", "open_store", "partial_path", "skipped_of",
-           "write"]
+           "video_fps", "write"]

@@ -111,6 +111,15 @@ def load(data_cfg, streams: tuple[str, ...], extractor_dim: int, snippets: bool 
         snippet_counts=counts)
 
 
+def video_fps(path) -> dict[str, float]:
+    """``{video path: decoded fps}`` of a complete store's videos that record one (``vad.extract``
+    stores do; stores prepared from feature files have none)."""
+    f, path = open_store(path)
+    with f:
+        return {text(g.attrs["path"]): float(g.attrs["fps"]) for g in f["videos"].values()
+                if "fps" in g.attrs}
+
+
 def _check_streams(f: h5py.File, path: Path, streams: tuple[str, ...], dim: int) -> None:
     """The modality's streams are in the store, with the extractor's dimension."""
     present = texts(f.attrs["streams"])
