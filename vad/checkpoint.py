@@ -32,3 +32,16 @@ def read(path) -> dict:
         what = f"no {', '.join(missing)}" if missing else "no hyper_parameters.run: not written by vad.train"
         raise UserError(f"not a vad checkpoint: {path} ({what}); {WHERE}")
     return checkpoint
+
+
+def write(path, checkpoint: dict) -> None:
+    """Save ``checkpoint`` to ``path`` through a temporary file renamed into place (never a
+    half-written checkpoint under its name)."""
+    import os
+
+    import torch
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(checkpoint, tmp)
+    os.replace(tmp, path)

@@ -29,6 +29,7 @@ from vad.checkpoint import read as read_checkpoint
 from vad.cli import USER_ERRORS, UserError, log_to_files, override, user_errors
 from vad.config import check_dim, input_dim, validate
 from vad.data.loading import load_data
+from vad.detection.calibration import store_calibrations
 from vad.evaluation import Evaluator, load_learner, subset
 from vad.io import write_json, write_text
 from vad.rerun import command
@@ -232,6 +233,9 @@ def _train(cfg: DictConfig, run_dir: Path, started: float, state: RunState) -> d
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
     fitted = time.perf_counter()
     state.fitted = True
+    # Thresholds for vad.detect (threshold=far@...) from the normal training videos, in both checkpoints.
+    store_calibrations([checkpoint.best_model_path, state.epoch_end.last_path], splits.train,
+                       float(cfg.movement.k) if cfg.movement.at_test else 0.0, int(cfg.data.eval_batch_size))
     # The final evaluations are plain torch (vad.evaluation), as vad.evaluate scores a checkpoint.
     evaluator, batch_size = module.evaluator, int(cfg.data.eval_batch_size)
     last_eval = evaluator.run(module.learner, batch_size)
