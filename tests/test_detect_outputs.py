@@ -11,7 +11,6 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.test_report_html import Ev
 from tests.videos import moving_square, write_video
 from vad.detection.annotate import annotate_video
 from vad.detection.outputs import (
@@ -24,6 +23,7 @@ from vad.detection.outputs import (
     write_scores_csv,
     write_snapshot,
 )
+from vad.detection.events import Event as Ev
 from vad.video import VideoError
 
 FPS = 25.0
@@ -61,8 +61,8 @@ def test_events_json(tmp_path):
     write_events_json(tmp_path / "events.json", events, {"video": "a.avi", "fps": FPS, "threshold": 0.5})
     data = json.loads((tmp_path / "events.json").read_text())
     assert data["video"] == "a.avi" and data["fps"] == FPS and data["threshold"] == 0.5
-    assert data["events"][1] == {"start": 60, "end": 90, "start_s": 2.4, "end_s": 3.6, "duration_s": 1.2,
-                                 "peak": 0.8, "peak_frame": 70, "mean": 0.65}
+    assert data["events"][1] == {"start_frame": 60, "end_frame": 90, "start_s": 2.4, "end_s": 3.6,
+                                 "duration_s": 1.2, "peak": 0.8, "peak_frame": 70, "peak_s": 2.8, "mean": 0.65}
 
 
 def test_timeline_shades_events_and_ground_truth_where_they_are(tmp_path):

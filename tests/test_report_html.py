@@ -12,7 +12,6 @@ import select
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -21,41 +20,13 @@ import pytest
 
 from tests.videos import moving_square, write_video
 from vad.detection.annotate import annotate_video
+from vad.detection.events import Event as Ev
 from vad.detection.outputs import timeline_png
 from vad.detection.report_html import write_report_html
 
 FPS, FRAMES = 30.0, 150
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 TIMEOUT_S = 30  # per DevTools answer: a hung browser fails the test instead of stalling the suite
-
-
-@dataclass(frozen=True)
-class Ev:
-    """The Event interface of vad.detection.events (start, end exclusive, fps, peak, ...)."""
-
-    start: int
-    end: int
-    fps: float
-    peak: float
-    peak_frame: int
-    mean: float
-
-    @property
-    def start_s(self):
-        return self.start / self.fps
-
-    @property
-    def end_s(self):
-        return self.end / self.fps
-
-    @property
-    def duration_s(self):
-        return (self.end - self.start) / self.fps
-
-    def as_dict(self):
-        return {"start": self.start, "end": self.end, "start_s": self.start_s, "end_s": self.end_s,
-                "duration_s": self.duration_s, "peak": self.peak, "peak_frame": self.peak_frame,
-                "mean": self.mean}
 
 
 @pytest.fixture(scope="module")

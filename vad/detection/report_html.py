@@ -68,13 +68,13 @@ document.querySelectorAll('.timeline').forEach(function (box) {
 """
 
 
-EVENT_FIELDS = ("start", "end", "start_s", "end_s", "duration_s", "peak", "mean")
+EVENT_FIELDS = ("start_frame", "end_frame", "start_s", "end_s", "duration_s", "peak", "mean")
 
 
 def _event(event) -> dict:
     """The fields the table shows, from an Event or its ``as_dict()``."""
-    return {k: event[k] for k in EVENT_FIELDS} if isinstance(event, dict) else {
-        k: getattr(event, k) for k in EVENT_FIELDS}
+    record = event if isinstance(event, dict) else event.as_dict()
+    return {k: record[k] for k in EVENT_FIELDS}
 
 
 def _number(value, digits: int = 3) -> str:
@@ -146,7 +146,7 @@ def _events_table(video_id: str, events: list[dict], threshold) -> str:
     rows = []
     for k, e in enumerate(events, 1):
         cells = [str(k), _seconds(e["start_s"]), _seconds(e["end_s"]), f'{e["duration_s"]:.2f}',
-                 _number(e["peak"]), _number(e["mean"]), f'{e["start"]}–{e["end"]}']
+                 _number(e["peak"]), _number(e["mean"]), f'{e["start_frame"]}–{e["end_frame"]}']
         rows.append(f'<tr data-video="{video_id}" data-start="{e["start_s"]:.6f}" data-end="{e["end_s"]:.6f}">'
                     + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return ('<table class="events"><thead><tr>' + "".join(f"<th>{h}</th>" for h in head)
