@@ -213,3 +213,28 @@ def test_evaluate_reports_a_bad_row_and_a_store_without_test_videos(footage, tra
         _evaluate(trained, tmp_path, "data=store", f"data.path={footage['test']}", f"annotations={csv}")
     with pytest.raises(UserError, match=r"train\.h5 .*has no test videos to evaluate: .*annotations=FILE\.csv"):
         _evaluate(trained, tmp_path, "data=store", f"data.path={footage['train']}")
+
+
+def test_detect_scores_the_test_folder_against_the_csv_as_evaluate_does(footage, trained, tmp_path):
+    """The walk-through's last step: vad.detect on test/ with the same CSV gives, per video, the
+    frame scores vad.evaluate scored (same checkpoint, same random C3D) and its ground truth."""
+    from vad.detect import detect
+
+    csv = _csv(tmp_path / "test.csv", "video,start,end,unit\nburst,17,32,frames\n")
+    result, _ = trained
+    evaluated, out = _evaluate(trained, tmp_path, "data=store", f"data.path={footage['test']}", f"annotations={csv}")
+    summary = detect(make_cfg([f"ckpt_path={result['best']['checkpoint']}", f"source={footage['tmp'] / 'test'}",
+                               "weights=random", f"annotations={csv}", "annotate=false", "report=false"],
+                              tmp_path / "detect", "detect"))
+    rows = {r["name"]: r for r in summary["videos"]}
+    assert rows["burst"]["spans"] == [[17, 32]] and rows["calm"]["spans"] == []
+    saved = np.load(out / "scores.npz")
+    frames = {str(p).split(".")[0]: int(f) for p, f in zip(saved["path"], saved["frames"])}
+    labels = np.concatenate([np.isin(np.arange(frames[n]), np.arange(16, 32)) if n == "burst"
+                             else np.zeros(frames[n], bool) for n in sorted(frames)])
+    scores = np.concatenate([np.loadtxt(tmp_path / "detect" / n / "scores.csv", delimiter=",", skiprows=1,
+                                        usecols=2) for n in sorted(frames)])
+    from sklearn.metrics import roc_auc_score
+
+    assert summary["overall"]["frame_auc"] == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+    assert summary["overall"]["frame_auc"] == pytest.approx(evaluated["metrics"]["auc"], abs=1e-6)
