@@ -227,7 +227,8 @@ def test_c3d_features():
         g = model(x[:1])  # forward == features; a clip's feature does not depend on the batch
     assert f.shape == (2, 4096) and f.dtype == torch.float32
     assert (f >= 0).all() and (f > 0).any()
-    torch.testing.assert_close(g, f[:1], rtol=1e-4, atol=1e-4)
+    # float32 rounding, relative to the features' scale (variance-preserving init: O(input))
+    torch.testing.assert_close(g, f[:1], rtol=1e-4, atol=1e-5 * f.abs().max().item())
     with pytest.raises(ValueError, match="112"):
         model(torch.zeros(1, 3, 16, 128, 128))
 
@@ -244,7 +245,7 @@ def test_i3d_rgb_features_deterministic_in_eval():
         s1, s2, s3 = model(small), model(small), model(small[1:])
     assert f.shape == (1, 1024) and f.dtype == torch.float32 and torch.isfinite(f).all()
     assert torch.equal(s1, s2)
-    torch.testing.assert_close(s3, s1[1:], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(s3, s1[1:], rtol=1e-4, atol=1e-5 * s1.abs().max().item())
     with pytest.raises(ValueError, match="expects"):
         model(torch.zeros(1, 2, 16, 224, 224))
 
