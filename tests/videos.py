@@ -114,3 +114,33 @@ def scene_cut(T: int, H: int = 120, W: int = 160, cut: int | None = None, seed: 
     frames = static_scene(T, H, W, seed)
     frames[cut:] = texture(H, W, seed + 1)
     return frames
+
+
+def burst_scene(T: int, H: int = 120, W: int = 160, burst: tuple[int, int] | None = None,
+                objects: int = 4, size: int | None = None, speed: int = 12, seed: int = 0) -> np.ndarray:
+    """A calm textured scene (a static background and one small patch drifting 1 px/frame)
+    with, during frames ``[burst[0], burst[1])`` (0-based, end exclusive; ``None``: no burst),
+    ``objects`` large textured squares (side ``size``, default ``H // 2``) crossing the frame
+    at ``speed`` px/frame in random directions, bouncing off the borders: the "anomaly" of the
+    learned end-to-end demo. Deterministic in ``seed``."""
+    rng = np.random.default_rng(seed)
+    background = texture(H, W, seed)
+    drifter = (texture(H // 8, H // 8, seed + 1) // 2 + 64).astype(np.uint8)
+    size = H // 2 if size is None else size
+    patches = [(texture(size, size, seed + 2 + i) // 2 + 128).astype(np.uint8) for i in range(objects)]
+    start = rng.integers(0, [max(1, W - size), max(1, H - size)], size=(objects, 2))
+    angle = rng.uniform(0, 2 * np.pi, objects)
+    step = np.stack([np.cos(angle), np.sin(angle)], axis=1) * speed
+    frames = np.empty((T, H, W, 3), dtype=np.uint8)
+    d = drifter.shape[0]
+    for t in range(T):
+        frames[t] = background
+        x = _reflect(W // 3 + t, W - d)
+        frames[t, H // 2:H // 2 + d, x:x + d] = drifter
+        if burst is not None and burst[0] <= t < burst[1]:
+            k = t - burst[0]
+            for (x0, y0), (sx, sy), patch in zip(start, step, patches):
+                x = _reflect(int(x0 + sx * k), W - size)
+                y = _reflect(int(y0 + sy * k), H - size)
+                frames[t, y:y + size, x:x + size] = patch
+    return frames

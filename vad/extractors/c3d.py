@@ -33,6 +33,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from vad.extractors.random_init import variance_preserving
+
 #: Per-channel Sports-1M mean, BGR order, on 0-255 values (see the module docstring).
 C3D_MEAN_BGR: tuple[float, float, float] = (90.25, 97.66, 101.41)
 #: Resize target (H, W) before the centre crop, as the original C3D.
@@ -47,7 +49,8 @@ class C3D(nn.Module):
     """C3D with Sports-1M ``c3d.pickle`` module names. Input ``(B, 3, 16, 112, 112)`` float.
 
     ``features(x)`` (and ``forward``) -> ``relu(fc6)`` ``(B, 4096)``; ``classify(x)`` ->
-    ``fc8`` ``(B, 487)`` (Sports-1M classes, for sanity checks of real weights).
+    ``fc8`` ``(B, 487)`` (Sports-1M classes, for sanity checks of real weights). Randomly
+    initialised by :func:`vad.extractors.random_init.variance_preserving` (biases 0).
     """
 
     feature_dim = 4096
@@ -74,6 +77,9 @@ class C3D(nn.Module):
         self.fc8 = nn.Linear(4096, num_classes)
         self.dropout = nn.Dropout(p=0.5)
         self.relu = nn.ReLU()
+        for name, layer in self.named_children():
+            if isinstance(layer, (nn.Conv3d, nn.Linear)):
+                variance_preserving(layer, relu=name != "fc8")  # fc8 gives logits, no ReLU
 
     def _check_input(self, x: Tensor) -> None:
         if x.dim() != 5 or tuple(x.shape[1:]) != (3, C3D_CLIP_LEN, C3D_CROP, C3D_CROP):

@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vad.extractors.random_init import variance_preserving
+
 I3D_SHORT_SIDE = 256
 I3D_CROP = 224
 I3D_CLIP_LEN = 16
@@ -73,7 +75,9 @@ class MaxPool3dSamePadding(nn.MaxPool3d):
 
 
 class Unit3D(nn.Module):
-    """Conv3d (SAME padding) + optional BatchNorm3d + optional ReLU; names ``conv3d`` / ``bn``."""
+    """Conv3d (SAME padding) + optional BatchNorm3d + optional ReLU; names ``conv3d`` / ``bn``.
+    Random initialisation: :func:`variance_preserving` conv, BatchNorm at identity (weight 1,
+    bias 0, running mean 0 / variance 1: in eval mode ``x / sqrt(1 + eps)``)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel: tuple[int, int, int] = (1, 1, 1),
                  stride: tuple[int, int, int] = (1, 1, 1), activation: bool = True,
@@ -83,6 +87,7 @@ class Unit3D(nn.Module):
         self.conv3d = nn.Conv3d(in_channels, out_channels, kernel_size=self.kernel, stride=self.stride,
                                 padding=0, bias=bias)
         self.bn = nn.BatchNorm3d(out_channels, eps=0.001, momentum=0.01) if batch_norm else None
+        variance_preserving(self.conv3d, relu=activation)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.conv3d(F.pad(x, _same_pad(tuple(x.shape[2:]), self.kernel, self.stride)))
