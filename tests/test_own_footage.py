@@ -171,6 +171,9 @@ def test_training_without_test_videos_selects_on_the_holdout(trained, caplog):
     assert on_disk["best"]["test"] is None and on_disk["best"]["holdout/video_auc"] == best["holdout/video_auc"]
     assert [r["holdout_auc"] for r in result["history"]] and all("auc" not in r for r in result["history"])
     assert Path(best["checkpoint"]).is_file() and not (run_dir / "scores.npz").exists()
+    from vad.train import objective
+
+    assert objective(best) == best["holdout/video_auc"]  # what vad.train returns to a sweeper
 
 
 def test_val_source_test_without_test_videos_is_refused(footage, tmp_path):

@@ -42,12 +42,9 @@ H, W, FPS = 120, 160, 30
 
 
 def generate(root: Path, n: int, frames: int, burst_frames: tuple[int, int], seed: int) -> None:
-    """``n`` calm videos in ``root/Normal`` and ``n`` with a burst in ``root/Explosion``; two
-    calm videos at the top, which the store files as unlabelled test videos (normal, no spans):
-    vad.train needs a test split until it can train without one (issue #10, item 8)."""
+    """``n`` calm videos in ``root/Normal`` and ``n`` with a burst in ``root/Explosion``: training
+    videos only (vad.train selects on their hold-out)."""
     rng = np.random.default_rng(seed)
-    for i in range(2):
-        write_video(root / f"unlabelled_{i}.avi", burst_scene(frames, H, W, seed=3000 + i), FPS)
     for i in range(n):
         write_video(root / "Normal" / f"calm_{i:03d}.avi", burst_scene(frames, H, W, seed=1000 + i), FPS)
         length = int(rng.integers(*burst_frames))
