@@ -4,9 +4,10 @@ Generates calm textured videos (normal) and the same kind of scene with a burst 
 objects at a random interval (anomalous, labelled by their folders ``Normal/`` and
 ``Explosion/``), runs ``python -m vad.extract weights=random`` and ``python -m vad.train
 data=store data.val_source=train_holdout`` on them (training videos only, video-level labels),
-then scores an unseen video with a burst in a known interval: ``ClipPipeline.run`` with the same
-(seeded) random network, ``pool_segments``, the trained learner, frame scores by Sultani's bins,
-threshold 0.5, and the temporal IoU of the flagged interval with the true burst (goal >= 0.5).
+then ``python -m vad.detect`` scores an unseen video with a burst in a known interval (the same
+seeded random network, threshold 0.5), in ``mode=video`` and ``mode=stream``, and prints the
+temporal IoU of its best event with the true burst (goal >= 0.5) and its event precision/recall
+against the burst given as an annotations CSV.
 
     .venv/bin/python experiments/analysis/burst_demo.py [--videos 24] [--seconds 3.2]
         [--extractor C3D] [--epochs 60] [--batch 4] [--checkpoint last|best]
@@ -36,7 +37,6 @@ sys.path.insert(0, str(ROOT))
 
 from tests.videos import burst_scene, write_video  # noqa: E402
 from vad.constants import CLIP_FRAMES  # noqa: E402
-from vad.pooling import pool_segments, segment_bounds  # noqa: E402
 
 H, W, FPS = 120, 160, 30
 
@@ -85,26 +85,6 @@ def separation(networks, extractor: str) -> dict:
             "cos_burst_calm": float((burst @ calm.T).mean())}
 
 
-def frame_scores(segment_scores: np.ndarray, n_clips: int, frames: int) -> np.ndarray:
-    """Segment ``j`` covers frames ``[16 b_j, 16 b_{j+1})``; tail frames take the last covered
-    segment's score (vad.metrics' ``tail="last"``)."""
-    b = segment_bounds(n_clips) * CLIP_FRAMES
-    out = np.empty(frames, np.float32)
-    last = 0.0
-    for j, score in enumerate(segment_scores):
-        if b[j + 1] > b[j]:
-            out[b[j]:b[j + 1]] = score
-            last = score
-    out[b[-1]:] = last
-    return out
-
-
-def intervals(flags: np.ndarray) -> list[tuple[int, int]]:
-    """Runs of True as ``[start, end)`` frame intervals."""
-    edges = np.diff(np.concatenate([[0], flags.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
-
-
 def iou(a: tuple[int, int], b: tuple[int, int]) -> float:
     inter = max(0, min(a[1], b[1]) - max(a[0], b[0]))
     return inter / (max(a[1], b[1]) - min(a[0], b[0]))
@@ -134,10 +114,7 @@ def main() -> None:
 
     import torch
 
-    from vad.checkpoint import read
-    from vad.evaluation import load_learner
     from vad.extraction.networks import load_networks
-    from vad.extraction.pipeline import ClipPipeline
 
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     networks, _ = load_networks(args.extractor, ("RGB",), "random", torch.device("cpu"), seed=0)
@@ -169,31 +146,22 @@ def main() -> None:
     if args.tiny:
         test_frames, burst = 4 * CLIP_FRAMES, (CLIP_FRAMES, 3 * CLIP_FRAMES)
     video = write_video(out / "unseen" / "unseen.avi", burst_scene(test_frames, H, W, burst=burst, seed=9999), FPS)
-    pipeline = ClipPipeline(networks, args.extractor, torch.device("cpu"))
-    result = pipeline.run(video)
-    clips = result.features["RGB"].mean(axis=1)  # (T, D): crops averaged, as the store's crops=mean
-    segments = pool_segments(clips)
-    learner = load_learner(read(ckpt))
-    with torch.no_grad():
-        scores = learner(torch.from_numpy(segments)).reshape(-1).numpy()
-    per_frame = frame_scores(scores, len(clips), result.frames)
-    flagged = intervals(per_frame >= 0.5)
-    best = max(flagged, key=lambda iv: iou(iv, burst), default=None)
-    truth = np.zeros(result.frames, bool)
-    truth[burst[0]:burst[1]] = True
-    hit = per_frame >= 0.5
-    frame_iou = float((hit & truth).sum() / max(1, (hit | truth).sum()))
-    inside, outside = per_frame[truth], per_frame[~truth]
-    report = {
-        "checkpoint": str(ckpt), "unseen_frames": int(result.frames), "true_burst": list(burst),
-        "flagged_intervals": flagged, "event_iou": round(iou(best, burst), 4) if best else 0.0,
-        "frame_iou": round(frame_iou, 4), "score_in_burst_mean": round(float(inside.mean()), 4),
-        "score_outside_mean": round(float(outside.mean()), 4), "score_outside_max": round(float(outside.max()), 4),
-        "segment_scores": [round(float(s), 3) for s in scores], "total_s": round(time.perf_counter() - started, 1),
-    }
-    print("unseen video:", json.dumps(report), flush=True)
-    print(f"event IoU {report['event_iou']:.3f} (goal >= 0.5): {'PASS' if report['event_iou'] >= 0.5 else 'FAIL'}")
-
+    annotations = out / "unseen" / "burst.csv"
+    annotations.write_text(f"video,start,end\nunseen,{burst[0] + 1},{burst[1]}\n")  # 1-based inclusive
+    for mode in ("video", "stream"):
+        run_dir = out / f"detect_{mode}"
+        cli("vad.detect", f"ckpt_path={ckpt}", f"source={video}", "weights=random", "seed=0", "device=cpu",
+            f"mode={mode}", "threshold=0.5", f"annotations={annotations}", f"hydra.run.dir={run_dir}")
+        summary = json.loads((run_dir / "detect.json").read_text())
+        row = summary["videos"][0]
+        events = [(e["start_frame"], e["end_frame"]) for e in row["events"]]
+        best_iou = max((iou(e, burst) for e in events), default=0.0)
+        print(f"vad.detect mode={mode}:", json.dumps({
+            "true_burst": list(burst), "events": events, "event_iou": round(best_iou, 4),
+            "precision": row["metrics"]["precision"], "recall": row["metrics"]["recall"],
+            "frame_auc": round(row["metrics"].get("frame_auc", float("nan")), 4), "max_score": round(row["max_score"], 4),
+            "total_s": round(time.perf_counter() - started, 1)}), flush=True)
+        print(f"event IoU {best_iou:.3f} (goal >= 0.5): {'PASS' if best_iou >= 0.5 else 'FAIL'}", flush=True)
 
 if __name__ == "__main__":
     main()
