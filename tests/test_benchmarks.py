@@ -106,3 +106,35 @@ def test_bench_metrics_tiny(tmp_path):
         # both implementations give the same value
         assert number(rf"{metric}: .*\|difference\| (\d\.\de[-+]\d+)", out.stdout) < 1e-12
     assert "decision: none from --tiny" in out.stdout
+
+
+def test_bench_detect_tiny(tmp_path):
+    out = run_tiny("bench_detect.py", tmp_path, tmp_path, "--out", str(tmp_path / "out"))
+    results = json.loads((tmp_path / "out" / "bench_detect.json").read_text())
+    (row,) = results["extractors"]
+    assert (row["extractor"], row["stream"], row["rounds"]) == ("C3D", "RGB", 1)
+    assert row["clips"] == 2 and row["frames"] == 40  # 2 clips + 8 tail frames
+    median = row["median_s"]
+    forward = number(rf"C3D RGB: forward on prepared clips\s+{NUMBER} clips/s", out)
+    assert forward == pytest.approx(row["clips"] / median["forward"], abs=1e-3)
+    for mode in ("video", "stream"):
+        line = rf"C3D RGB: mode={mode}\s+{NUMBER} clips/s\s+ratio {mode}/forward {NUMBER}\s+>= 0\.9: (met|MISSED)" \
+               rf"\s+real-time factor {NUMBER}"
+        match = re.search(line, out)
+        assert match, f"no line matching {line!r} in:\n{out}"
+        clips_per_s, ratio, verdict, factor = match.groups()
+        assert float(clips_per_s) == pytest.approx(row["clips"] / median[mode], abs=1e-3)
+        assert float(ratio) == pytest.approx(median["forward"] / median[mode], abs=1e-3)
+        assert verdict == ("met" if float(ratio) >= 0.9 else "MISSED")
+        assert float(factor) == pytest.approx(row["frames"] / row["fps"] / median[mode], abs=1e-3)
+    live = row["realtime"]
+    assert live["clips_scored"] + live["clips_dropped"] == row["clips"]
+    p50 = number(rf"C3D RGB: realtime=true\s+latency 16th frame -> score p50 {NUMBER} s p95", out)
+    assert p50 == pytest.approx(live["latency_p50_s"], abs=1e-3)
+    assert re.search(rf"p95 \d+\.\d+ s, {live['clips_dropped']} of 2 clips dropped", out), out
+    memory = results["memory"]
+    assert memory["frames"] == 900 and memory["network"].startswith("CheapExtractor")  # 30 s at 30 fps
+    assert memory["clips_scored"] + memory["clips_dropped"] == 900 // 16
+    assert "memory, CheapExtractor (C3D-shaped 4096-d output), not C3D" in out
+    growth = number(r"memory: RSS .* growth (-?\d+\.\d+) %\s+<= 5 %", out)
+    assert growth == pytest.approx(100 * (memory["end_kib"] - memory["start_kib"]) / memory["start_kib"], abs=0.01)
