@@ -1,8 +1,10 @@
-"""Shared fixtures: a per-session synthetic-data cache, Hydra config composition, and one real
-multirun that several test modules inspect."""
+"""Shared fixtures: a synthetic-data cache and one real multirun that several test modules inspect,
+each made once per test session even across xdist workers (``shared``), and Hydra config
+composition."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -23,9 +25,28 @@ SMALL = ["data.fraction=0.2", "data.batch_size=10", "trainer.enable_progress_bar
          "trainer.max_epochs=4", "scheduler=none"]
 
 
+def shared(tmp_path_factory, name: str, make=None) -> Path:
+    """A folder of the whole test session, the same for every xdist worker: ``make(folder)`` fills
+    it once, under a file lock, whichever worker asks first (a fixture of scope "session" is made
+    once per worker otherwise)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the basetemp every worker's own one lives in
+    folder = root / name
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / ".done").exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            if make is not None:
+                make(folder)
+            (folder / ".done").write_text("")
+    return folder
+
+
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("vad_cache")
+    """The synthetic-data cache of the session (its writes are atomic, so workers share it)."""
+    path = shared(tmp_path_factory, "vad_cache")
     os.environ["VAD_CACHE_DIR"] = str(path)
     return path
 
@@ -83,8 +104,12 @@ SWEEP_ARGS = ["-m", "vad.train", "-m", f"modality={','.join(SWEEP_MODALITIES)}",
 @pytest.fixture(scope="session")
 def basic_sweep(cache_dir, tmp_path_factory) -> Path:
     """``python -m vad.train -m modality=RGB,FLOW ...`` run once per session (the CLI start-up and
-    Lightning import cost ~10 s a process); returns the sweep folder."""
-    sweep_dir = tmp_path_factory.mktemp("basic_sweep") / "sweep"
-    proc = run_cli([*SWEEP_ARGS, f"hydra.sweep.dir={sweep_dir}"], ROOT, cache_dir)
-    assert proc.returncode == 0, f"STDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-3000:]}"
-    return sweep_dir
+    Lightning import cost ~10 s a process); returns the sweep folder. What the command printed is
+    in ``stdout.txt`` and ``stderr.txt`` next to it."""
+    def make(folder: Path) -> None:
+        proc = run_cli([*SWEEP_ARGS, f"hydra.sweep.dir={folder / 'sweep'}"], ROOT, cache_dir)
+        assert proc.returncode == 0, f"STDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-3000:]}"
+        (folder / "stdout.txt").write_text(proc.stdout)
+        (folder / "stderr.txt").write_text(proc.stderr)
+
+    return shared(tmp_path_factory, "basic_sweep", make) / "sweep"

@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from tests.conftest import CONF, ROOT, run_cli
+from tests.conftest import CONF, ROOT, SWEEP_MODALITIES, run_cli
 from vad.sweep_progress import PLAN_ENV, SweepProgress, job_line, sweep_plan
 
 BASIC = OmegaConf.create({"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
@@ -23,8 +23,6 @@ OPTUNA = OmegaConf.create({"_target_": "hydra_plugins.hydra_optuna_sweeper.optun
                            "n_trials": 20, "n_jobs": 1,
                            "params": {"optimizer.lr": "tag(log, interval(1e-4, 1e-1))",
                                       "data.batch_size": "choice(10, 20)"}})
-TINY = ["data.fraction=0.05", "data.batch_size=5", "trainer.max_epochs=1", "logger=none",
-        "trainer.enable_progress_bar=false"]
 JOB = re.compile(r"\[job (\d+)/(\d+)\] done in \d+ (?:s|min \d+ s): (\S+)  auc (\d\.\d{4}) ap \S+ far \S+")
 
 
@@ -97,32 +95,30 @@ def table_rows(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith("| `")]
 
 
-def test_sweep_prints_plan_jobs_and_final_table(cache_dir, tmp_path):
-    sweep_dir = tmp_path / "sweep"
-    proc = run_cli(["-m", "vad.train", "-m", "modality=RGB,FLOW,TWO", *TINY,
-                    f"hydra.sweep.dir={sweep_dir}"], ROOT, cache_dir, timeout=600)
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output[-3000:]
-    assert re.search(rf"sweep: 3 jobs planned over modality into {re.escape(str(sweep_dir))}", output)
+def test_sweep_prints_plan_jobs_and_final_table(basic_sweep):
+    sweep_dir = basic_sweep  # conftest.SWEEP_ARGS: modality=RGB,FLOW with the basic launcher
+    stdout = (sweep_dir.parent / "stdout.txt").read_text()
+    output = stdout + (sweep_dir.parent / "stderr.txt").read_text()
+    assert re.search(rf"sweep: 2 jobs planned over modality into {re.escape(str(sweep_dir))}", output)
 
     metrics = {json.loads(p.read_text())["modality"]: (p.parent.name, json.loads(p.read_text()))
                for p in sweep_dir.glob("*/metrics.json")}
-    assert set(metrics) == {"RGB", "FLOW", "TWO"}
+    assert set(metrics) == set(SWEEP_MODALITIES)
     lines = JOB.findall(output)
-    assert len(lines) == 3, output[-3000:]
-    assert {int(k) for k, *_ in lines} == {1, 2, 3} and {n for _, n, *_ in lines} == {"3"}
+    assert len(lines) == 2, output[-3000:]
+    assert {int(k) for k, *_ in lines} == {1, 2} and {n for _, n, *_ in lines} == {"2"}
     for number, _, label, auc in lines:
         modality = label.removeprefix("modality=")
         folder, result = metrics[modality]
         assert folder.startswith(f"{int(number) - 1}_")  # hydra.job.num starts at 0
         assert auc == f"{result['best']['auc']:.4f}"
 
-    assert "sweep finished: 3 run(s), 0 failed" in output
+    assert "sweep finished: 2 run(s), 0 failed" in output
     rows = table_rows(output.split("sweep finished", 1)[1])
-    assert sorted(row.split("`")[1] for row in rows) == ["modality=FLOW", "modality=RGB", "modality=TWO"]
+    assert sorted(row.split("`")[1] for row in rows) == ["modality=FLOW", "modality=RGB"]
     report_md = sweep_dir / "report" / "report.md"
     assert report_md.is_file() and (sweep_dir / "report" / "report.csv").is_file()
-    assert report_md.read_text() in proc.stdout  # the printed table is vad.report's
+    assert report_md.read_text() in stdout  # the printed table is vad.report's
 
 
 def test_failed_job_is_named_and_summarised(cache_dir, tmp_path):
