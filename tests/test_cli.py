@@ -11,9 +11,6 @@ from hydra.core.global_hydra import GlobalHydra
 
 from tests.conftest import CONF, ROOT, run_cli
 
-FAST = ["data.fraction=0.05", "data.batch_size=5", "trainer.max_epochs=2",
-        "trainer.enable_progress_bar=false"]
-
 
 def _ok(proc):
     assert proc.returncode == 0, f"exit {proc.returncode}\nSTDOUT:\n{proc.stdout[-3000:]}\nSTDERR:\n{proc.stderr[-3000:]}"
@@ -21,15 +18,39 @@ def _ok(proc):
 
 
 def test_readme_main_command_with_few_epochs(cache_dir, tmp_path):
+    """The README's command (fewer videos and epochs) through the real entry point: a quiet
+    console (no Lightning tips or warnings, no progress bar when stdout is no terminal), one line
+    per epoch on the console and in train.log, one TensorBoard event file; vad.evaluate of its
+    best checkpoint gives its numbers."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     readme = (ROOT / "README.md").read_text()
     assert "uv run python -m vad.train modality=RGB" in readme
-    proc = _ok(run_cli(["-m", "vad.train", "modality=RGB", *FAST, f"hydra.run.dir={tmp_path}/run"],
-                       ROOT, cache_dir))
-    assert "SYNTHETIC" in proc.stderr + proc.stdout
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert metrics["modality"] == "RGB" and metrics["last"]["epoch"] == 1
-    assert (tmp_path / "run" / ".hydra" / "config.yaml").exists()
-    assert (tmp_path / "run" / "plots" / "roc.png").exists()
+    run_dir = tmp_path / "run"
+    proc = _ok(run_cli(["-m", "vad.train", "modality=RGB", "data.fraction=0.05", "data.batch_size=5",
+                        "trainer.max_epochs=2", f"hydra.run.dir={run_dir}"], ROOT, cache_dir))
+    output = proc.stdout + proc.stderr
+    assert "SYNTHETIC" in output
+    assert "litlogger" not in output and "LeafSpec" not in output and "Traceback" not in output
+    assert "it/s" not in output  # no progress bar: stdout is no terminal
+    epoch_lines = [ln.split(" - ", 1)[1] for ln in proc.stdout.splitlines() if "[vad.train][INFO] - epoch " in ln]
+    assert [ln.split()[:2] for ln in epoch_lines] == [["epoch", "1/2"], ["epoch", "2/2"]]
+    assert epoch_lines == [ln.split(" - ", 1)[1] for ln in (run_dir / "train.log").read_text().splitlines()
+                           if "[vad.train][INFO] - epoch " in ln]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["status"] == "finished" and metrics["modality"] == "RGB" and metrics["last"]["epoch"] == 1
+    assert f"auc {metrics['last']['auc']:.4f}  ap {metrics['last']['ap']:.4f}" in epoch_lines[-1]
+    assert (run_dir / ".hydra" / "config.yaml").exists() and (run_dir / "plots" / "roc.png").exists()
+    events = list(run_dir.glob("events.out.tfevents.*"))
+    assert len(events) == 1, events
+    acc = EventAccumulator(str(events[0]), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+    acc.Reload()
+    assert {"train/loss", "test/auc", "hp/auc", "hp/ap"} <= set(acc.Tags()["scalars"])
+    assert len(acc.Scalars("test/auc")) == 2
+    assert acc.Scalars("hp/auc")[-1].value == pytest.approx(metrics["best"]["auc"], abs=1e-6)
+    assert {"test/roc", "test/pr"} <= set(acc.Tags()["images"])
+    assert "_hparams_/session_start_info" in acc.PluginTagToContent("hparams")
+    assert not (run_dir / ".lock").exists()
 
     # vad.evaluate on the best checkpoint reproduces the run's best metrics.
     ckpt = metrics["best"]["checkpoint"]

@@ -188,35 +188,6 @@ def test_default_progress_bar_is_automatic(compose_cfg):
 
 # --- the real command: quiet console, one event file ----------------------------------------
 
-def test_cli_run_is_quiet_and_writes_one_event_file(cache_dir, tmp_path):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    run_dir = tmp_path / "run"
-    proc = run_cli(["-m", "vad.train", "data.fraction=0.1", "data.batch_size=10", "trainer.max_epochs=2",
-                    f"hydra.run.dir={run_dir}"], ROOT, cache_dir)
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output[-3000:]
-    assert "litlogger" not in output and "LeafSpec" not in output and "Traceback" not in output
-    assert "it/s" not in output  # no progress bar: stdout is no terminal
-    epoch_lines = [ln.split(" - ", 1)[1] for ln in proc.stdout.splitlines() if "[vad.train][INFO] - epoch " in ln]
-    assert [ln.split()[:2] for ln in epoch_lines] == [["epoch", "1/2"], ["epoch", "2/2"]]
-    assert epoch_lines == [ln.split(" - ", 1)[1] for ln in (run_dir / "train.log").read_text().splitlines()
-                           if "[vad.train][INFO] - epoch " in ln]
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["status"] == "finished"
-    assert f"auc {metrics['last']['auc']:.4f}  ap {metrics['last']['ap']:.4f}" in epoch_lines[-1]
-    events = list(run_dir.glob("events.out.tfevents.*"))
-    assert len(events) == 1, events
-    acc = EventAccumulator(str(events[0]), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
-    acc.Reload()
-    assert {"train/loss", "test/auc", "hp/auc", "hp/ap"} <= set(acc.Tags()["scalars"])
-    assert len(acc.Scalars("test/auc")) == 2
-    assert acc.Scalars("hp/auc")[-1].value == pytest.approx(metrics["best"]["auc"], abs=1e-6)
-    assert {"test/roc", "test/pr"} <= set(acc.Tags()["images"])
-    assert "_hparams_/session_start_info" in acc.PluginTagToContent("hparams")
-    assert not (run_dir / ".lock").exists()
-
-
 # --- Ctrl-C ---------------------------------------------------------------------------------
 
 def test_ctrl_c_ends_with_a_resume_command_that_continues(cache_dir, tmp_path):
