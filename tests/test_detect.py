@@ -6,6 +6,7 @@ answers without a traceback and without Lightning."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import cv2
@@ -186,3 +187,50 @@ def test_cli_refuses_without_a_traceback_or_lightning(world, tmp_path):
     assert f"Error: source={tmp_path}/nothing.mp4: no such file or folder" in proc.stderr
     assert "Traceback" not in proc.stderr and "LIGHTNING False" in proc.stderr
     assert sys.executable  # run_cli runs this interpreter
+
+
+def test_ctrl_c_ends_two_live_streams_cleanly_with_every_output_flushed(world, tmp_path):
+    """Two cameras (looping HTTP streams) scored at once through the real entry point; Ctrl-C once
+    both have alerted: exit status 130, no traceback, per-source outputs complete."""
+    import os
+    import signal
+    import subprocess
+    import threading
+    import time
+
+    run_dir = tmp_path / "run"
+    with MJPEGServer(moving_square(48, H=96, W=128, dx=6, seed=1), fps=30, loop=True) as one, \
+            MJPEGServer(static_scene(48, H=96, W=128, seed=2), fps=30, loop=True) as two:
+        args = ["-m", "vad.detect", f"ckpt_path={world['ckpt']}", f"source=[{one.url},{two.url}]",
+                "threshold=0.0", "status_every_s=0.5", f"hydra.run.dir={run_dir}", *FAST]
+        proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        watchdog = threading.Timer(240, proc.kill)
+        watchdog.start()
+        try:
+            lines, alerted = [], set()
+            for line in proc.stdout:
+                lines.append(line)
+                if line.startswith("{"):
+                    alerted.add(json.loads(line)["name"])
+                if len(alerted) == 2:
+                    time.sleep(0.5)
+                    proc.send_signal(signal.SIGINT)
+                    break
+            rest, _ = proc.communicate(timeout=120)
+        finally:
+            watchdog.cancel()
+    output = "".join(lines) + rest
+    assert proc.returncode == 130, output[-3000:]
+    assert "Traceback" not in output and "interrupted" in output
+    assert re.search(r"stream \d+ s \| 127\.0\.0\.1_\d+_video\.mjpg: [\d.]+ fps in, \d+ clips scored", output)
+    summary = json.loads((run_dir / "detect.json").read_text())
+    assert summary["status"] == "interrupted" and summary["streams"]["stopped_by"] == "interrupt"
+    assert len(summary["streams"]["sources"]) == 2
+    for name, stats in summary["streams"]["sources"].items():
+        rows = np.loadtxt(run_dir / name / "scores.csv", delimiter=",", skiprows=1, ndmin=2)
+        assert len(rows) == 16 * stats["clips_scored"] and stats["clips_scored"] >= 1
+        events = json.loads((run_dir / name / "events.json").read_text())["events"]
+        assert len(events) == 1 and events[0]["end_frame"] == rows[-1, 0] + 1  # closed at the last frame
+    alerts = [json.loads(line) for line in (run_dir / "alerts.jsonl").read_text().splitlines()]
+    assert sorted(a["name"] for a in alerts) == sorted(summary["streams"]["sources"])
