@@ -83,10 +83,11 @@ def test_capstone_sweep_runs_five_models(cache_dir, tmp_path):
         assert f"name: {VARIANTS[variant][2]}" in resolved.split("movement:", 1)[1]
 
 
-def test_sultani2018_trains_for_max_steps(cache_dir, tmp_path):
-    proc = run_cli(["-m", "vad.train", "experiment=sultani2018", "data.fraction=0.1", "data.batch_size=5",
-                    "trainer.max_steps=3", "logger=none", "trainer.enable_progress_bar=false",
-                    f"hydra.run.dir={tmp_path}/run"], ROOT, cache_dir, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+def test_sultani2018_trains_for_max_steps(compose_cfg):
+    from vad.train import train
+
+    cfg = compose_cfg(["experiment=sultani2018", "data.fraction=0.1", "data.batch_size=5", "trainer.max_steps=3",
+                       "logger=none", "trainer.enable_progress_bar=false"])
+    train(cfg)
+    metrics = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
     assert metrics["extractor"] == "C3D" and metrics["last"]["epoch"] == 0  # 3 steps < one epoch
