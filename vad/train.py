@@ -197,17 +197,8 @@ def train(cfg: DictConfig) -> dict:
 
 
 def _train(cfg: DictConfig, run_dir: Path, started: float, state: RunState) -> dict:
-    import pytorch_lightning as pl
-    from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
-    from pytorch_lightning.loggers import TensorBoardLogger
-
-    from vad.epoch_end import EpochEnd
-    from vad.run_writers import AtomicCheckpointIO
-
     set_threads(cfg.get("threads"))
     write_text(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    pl.seed_everything(int(cfg.seed), workers=True)
-
     if cfg.ckpt_path:  # before reading the data: a checkpoint that cannot resume fails at once
         resumed = read_checkpoint(cfg.ckpt_path)
         check_dim(int(resumed["hyper_parameters"]["input_dim"]), input_dim(cfg),
@@ -215,8 +206,17 @@ def _train(cfg: DictConfig, run_dir: Path, started: float, state: RunState) -> d
         state.resumed_from = check_resume(cfg.ckpt_path, resumed, cfg.trainer)
         log.info("resuming from %s: epoch %d done, global step %d", cfg.ckpt_path,
                  state.resumed_from["epoch"] + 1, state.resumed_from["global_step"])
-    splits = state.splits = load_data(cfg)
+    splits = state.splits = load_data(cfg)  # draws no global random numbers: seeding can follow
     loaded = time.perf_counter()
+    # Lightning only now: bad data (the commonest failure) are reported without its ~10 s import.
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+    from pytorch_lightning.loggers import TensorBoardLogger
+
+    from vad.epoch_end import EpochEnd
+    from vad.run_writers import AtomicCheckpointIO
+
+    pl.seed_everything(int(cfg.seed), workers=True)
     module, datamodule = build(cfg, splits)
     logger = state.logger = make_logger(cfg, run_dir)
     checkpoint = state.checkpoint = ModelCheckpoint(
