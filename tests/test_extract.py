@@ -179,12 +179,11 @@ def test_multirun_shards_merge_to_the_unsharded_store(world, cache_dir):
 
 
 def test_train_on_an_extracted_store(world, cache_dir):
+    from vad.train import train
+
     run = world["tmp"] / "train"
-    proc = run_cli(["-m", "vad.train", "data=store", f"data.path={world['out']}", "extractor=I3D",
-                    "modality=RGB", "data.batch_size=1", "trainer.max_epochs=1", "logger=none",
-                    "trainer.enable_progress_bar=false", f"hydra.run.dir={run}"],
-                   cwd=ROOT, env_cache=cache_dir, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    train(make_cfg(["data=store", f"data.path={world['out']}", "extractor=I3D", "modality=RGB", "data.batch_size=1",
+                    "trainer.max_epochs=1", "logger=none", "trainer.enable_progress_bar=false"], run))
     metrics = json.loads((run / "metrics.json").read_text())
     assert math.isfinite(metrics["best"]["auc"]) and "vad store" in metrics["data"]
 
