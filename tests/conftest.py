@@ -63,6 +63,24 @@ def make_cfg(overrides: list[str], output_dir: Path, config_name: str = "train")
     return cfg
 
 
+
+def make_checkpoint(path: Path, overrides: list[str], input_dim: int, seed: int = 0) -> Path:
+    """A checkpoint with vad.train's key layout (the composed run config, a seeded Learner), for
+    tests and benchmarks that need a detector without training one."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from vad.models.learner import Learner
+
+    run = make_cfg(overrides, path.parent / "run_cfg")
+    torch.manual_seed(seed)
+    learner = Learner(input_dim, 0.6)
+    torch.save({"state_dict": {f"learner.{k}": v for k, v in learner.state_dict().items()},
+                "epoch": 0, "global_step": 0,
+                "hyper_parameters": {"run": OmegaConf.to_container(run, resolve=True),
+                                     "input_dim": input_dim, "dropout": 0.6}}, path)
+    return path
+
 @pytest.fixture
 def compose_cfg(cache_dir, tmp_path):
     """``compose_cfg([...overrides])`` -> config writing under a fresh ``tmp_path/run<i>``."""
@@ -113,3 +131,16 @@ def basic_sweep(cache_dir, tmp_path_factory) -> Path:
         (folder / "stderr.txt").write_text(proc.stderr)
 
     return shared(tmp_path_factory, "basic_sweep", make) / "sweep"
+
+
+# The modules that take longest (``pytest --durations``), started first: xdist hands whole modules
+# (``--dist loadscope``) to whichever worker is free, so a long module picked up last would leave
+# the other worker idle at the end. Only the order changes; every test still runs.
+LONGEST_FIRST = ("test_benchmarks", "test_launchers", "test_extract", "test_train", "test_run_lifecycle",
+                 "test_experiments", "test_own_footage", "test_cli", "test_prepare_roundtrip",
+                 "test_tensorboard_server", "test_detect", "test_optuna")
+
+
+def pytest_collection_modifyitems(items) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.module.__name__.rsplit(".", 1)[-1], len(rank)))

@@ -13,9 +13,8 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, make_cfg, run_cli
+from tests.conftest import ROOT, make_cfg, make_checkpoint, run_cli
 from tests.streams import MJPEGServer
-from tests.test_detector import make_checkpoint
 from tests.videos import moving_square, static_scene, write_video
 from vad.cli import UserError
 from vad.metrics import FrameTruth

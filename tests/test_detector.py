@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from omegaconf import OmegaConf
 
-from tests.conftest import make_cfg
+from tests.conftest import make_cfg, make_checkpoint
 from tests.test_extractor_networks import C3D_LAYOUT
 from tests.videos import moving_square, static_scene, write_video
 from vad.cli import UserError
@@ -21,24 +20,11 @@ from vad.detection.detector import Detector, StreamScorer, file_weight_kind
 from vad.extraction.pipeline import ClipPipeline, VideoFeatures
 from vad.extractors import InceptionI3d
 from vad.metrics import FrameTruth
-from vad.models.learner import Learner
 from vad.types import Video
 
 # Named after UCF-Crime test videos (split, class and spans from the catalogue): 2 clips + 8 tail
 # frames, and 1 clip + 3 tail frames (I3D on this CPU: seconds per clip).
 VIDEOS = {"Burglary/Burglary035_x264.avi": 40, "Testing_Normal_Videos_Anomaly/Normal_Videos_872_x264.avi": 19}
-
-
-def make_checkpoint(path: Path, overrides: list[str], input_dim: int, seed: int = 0) -> Path:
-    """A checkpoint with vad.train's key layout: the composed run config, a seeded Learner."""
-    run = make_cfg(overrides, path.parent / "run_cfg")
-    torch.manual_seed(seed)
-    learner = Learner(input_dim, 0.6)
-    torch.save({"state_dict": {f"learner.{k}": v for k, v in learner.state_dict().items()},
-                "epoch": 0, "global_step": 0,
-                "hyper_parameters": {"run": OmegaConf.to_container(run, resolve=True),
-                                     "input_dim": input_dim, "dropout": 0.6}}, path)
-    return path
 
 
 @pytest.fixture(scope="module")

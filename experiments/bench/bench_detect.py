@@ -42,33 +42,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import make_cfg  # noqa: E402
+from tests.conftest import make_cfg, make_checkpoint  # noqa: E402
 from tests.videos import moving_square, write_video  # noqa: E402
 from vad.constants import CLIP_FRAMES  # noqa: E402
-from vad.models.learner import Learner  # noqa: E402
 
 FPS = 30.0
 HEIGHT, WIDTH = 240, 320
 FEATURE_DIM = {"C3D": 4096, "I3D": 1024}
 GOAL_RATIO, GOAL_GROWTH = 0.9, 5.0
-
-
-def make_checkpoint(path: Path, overrides: list[str], input_dim: int, seed: int = 0) -> Path:
-    """A checkpoint with vad.train's key layout: the composed run config, a seeded Learner
-    (as tests/test_detector.py makes one)."""
-    run = make_cfg(overrides, path.parent / "run_cfg")
-    torch.manual_seed(seed)
-    learner = Learner(input_dim, 0.6)
-    torch.save({"state_dict": {f"learner.{k}": v for k, v in learner.state_dict().items()},
-                "epoch": 0, "global_step": 0,
-                "hyper_parameters": {"run": OmegaConf.to_container(run, resolve=True),
-                                     "input_dim": input_dim, "dropout": 0.6}}, path)
-    return path
 
 
 def rss_kib() -> int:
