@@ -18,6 +18,13 @@ from omegaconf import DictConfig, open_dict
 
 import vad.schema  # noqa: F401 - registers conf/train.yaml's schemas for compose()
 
+# Under xdist every worker (one per core) gets one torch/OpenMP thread, and so do the commands
+# the tests start: two workers with a thread per core each would oversubscribe the cores, and
+# OpenMP's spinning threads burn CPU time while they wait. Tests that check thread counts set
+# their own environment.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 # Small, fast runs: 20% of the videos, few epochs, no progress bar.
