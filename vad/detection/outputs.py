@@ -42,29 +42,38 @@ def write_scores_csv(path, frame_scores: np.ndarray, fps: float) -> None:
     write_text(Path(path), "\n".join(lines) + "\n")
 
 
-class RollingScores:
-    """The scores.csv of a stream: one line per score as it arrives, flushed at once, so that it
-    can be followed live (``tail -f``) and is complete up to the last line after a Ctrl-C."""
+class LineLog:
+    """A live file of whole lines: each line is flushed as it is written, so that the file can be
+    followed (``tail -f``) and is complete up to its last line after a Ctrl-C or a crash."""
 
-    def __init__(self, path):
+    def __init__(self, path, mode: str = "w"):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "w", encoding="utf-8")
-        self._file.write(SCORES_HEADER + "\n")
-        self._file.flush()
+        self._file = open(self.path, mode, encoding="utf-8")
 
-    def append(self, frame: int, time_s: float, score: float) -> None:
-        self._file.write(_scores_line(frame, time_s, score) + "\n")
+    def line(self, text: str) -> None:
+        self._file.write(text + "\n")
         self._file.flush()
 
     def close(self) -> None:
         self._file.close()
 
-    def __enter__(self) -> "RollingScores":
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class RollingScores(LineLog):
+    """The scores.csv of a stream: one line per score as it arrives."""
+
+    def __init__(self, path):
+        super().__init__(path)
+        self.line(SCORES_HEADER)
+
+    def append(self, frame: int, time_s: float, score: float) -> None:
+        self.line(_scores_line(frame, time_s, score))
 
 
 def _event_dict(event) -> dict:
@@ -111,29 +120,17 @@ def timeline_png(path, frame_scores: np.ndarray, fps: float, events, threshold: 
         plt.close(fig)
 
 
-class AlertLog:
+class AlertLog(LineLog):
     """alerts.jsonl of a stream run: each alert is one JSON line in the file and on stdout,
     flushed at once (an operator's pipe or a log shipper gets it without delay)."""
 
     def __init__(self, path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "a", encoding="utf-8")
+        super().__init__(path, "a")
 
     def write(self, record: dict) -> None:
-        line = json.dumps(record, default=float)
-        self._file.write(line + "\n")
-        self._file.flush()
-        print(line, file=sys.stdout, flush=True)
-
-    def close(self) -> None:
-        self._file.close()
-
-    def __enter__(self) -> "AlertLog":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+        text = json.dumps(record, default=float)
+        self.line(text)
+        print(text, file=sys.stdout, flush=True)
 
 
 def write_snapshot(path, frames: np.ndarray) -> None:
