@@ -16,9 +16,10 @@ from tests.test_extractor_networks import C3D_LAYOUT
 from tests.videos import moving_square, static_scene, write_video
 from vad.cli import UserError
 from vad.data.convert import to_segments
-from vad.detection.detector import Detector, StreamScorer, file_weight_kind
+from vad.detection.detector import Detector, StreamScorer
 from vad.extraction.pipeline import ClipPipeline, VideoFeatures
 from vad.extractors import InceptionI3d
+from vad.extractors.weights import file_weight_kind
 from vad.metrics import FrameTruth
 from vad.types import Video
 

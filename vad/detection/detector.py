@@ -92,7 +92,7 @@ class Detector:
         stream); refuses a missing stream's weights, a missing file, or a file holding another
         network's weights, naming what is needed. Reads no video."""
         from vad.extraction.networks import stream_weights
-        from vad.extractors.weights import RANDOM, WEIGHT_SPECS, missing_weights_message
+        from vad.extractors.weights import RANDOM, WEIGHT_SPECS, file_weight_kind, missing_weights_message
 
         chosen = stream_weights(weights, self.extractor, self.streams)
         needed = {stream: self._weight_kind(stream) for stream in self.streams}
@@ -125,7 +125,9 @@ class Detector:
 
     def _weight_kind(self, stream: str) -> str:
         """The weights a stream's network takes: C3D's FLOW is rendered flow through C3D RGB."""
-        return "C3D_RGB" if self.extractor == "C3D" else f"I3D_{stream}"
+        from vad.extractors.weights import weight_kind
+
+        return weight_kind(self.extractor, "RGB" if self.extractor == "C3D" else stream)
 
     def networks(self, weights, device, seed: int = 0) -> dict:
         """``{stream: network}`` in eval mode on ``device``, after :meth:`check_weights`."""
@@ -183,22 +185,6 @@ class Detector:
         from vad.evaluation import score_rows
 
         return score_rows(self.learner, np.asarray(features, dtype=np.float32))
-
-
-def file_weight_kind(path) -> str | None:
-    """Which network's weights a file holds, from its first layer: ``C3D_RGB``, ``I3D_RGB``,
-    ``I3D_FLOW`` (3- or 2-channel ``Conv3d_1a_7x7``), or None."""
-    from vad.extractors.weights import _torch_load, _unwrap
-
-    path = Path(path)
-    state = _unwrap(_torch_load(path), path)
-    first = state.get("Conv3d_1a_7x7.conv3d.weight")
-    if first is not None and first.dim() == 5:
-        return {3: "I3D_RGB", 2: "I3D_FLOW"}.get(int(first.shape[1]))
-    conv1, fc6 = state.get("conv1.weight"), state.get("fc6.weight")
-    if conv1 is not None and fc6 is not None and conv1.dim() == 5 and int(conv1.shape[1]) == 3:
-        return "C3D_RGB"
-    return None
 
 
 class StreamScorer:

@@ -46,6 +46,7 @@ from vad.extractors.weights import (
     RANDOM,
     WEIGHT_SPECS,
     build_extractor,
+    file_weight_kind,
     load_weights,
     missing_weights_message,
     weight_kind,
@@ -72,7 +73,7 @@ def split_clips(x: Tensor, clip_len: int = 16, pad_last: bool = False) -> Tensor
 __all__ = [
     "C3D", "C3D_CLIP_LEN", "C3D_CROP", "C3D_MEAN_BGR", "C3D_RESIZE", "FLOW_BOUND", "I3D_CLIP_LEN",
     "I3D_CROP", "I3D_SHORT_SIDE", "InceptionI3d", "RANDOM", "WEIGHT_SPECS", "build_extractor",
-    "center_crop", "load_weights", "missing_weights_message", "preprocess_c3d", "preprocess_c3d_batch",
-    "preprocess_i3d_flow", "preprocess_i3d_rgb", "resize_short_side", "split_clips", "ten_crop",
-    "weight_kind",
+    "center_crop", "file_weight_kind", "load_weights", "missing_weights_message", "preprocess_c3d",
+    "preprocess_c3d_batch", "preprocess_i3d_flow", "preprocess_i3d_rgb", "resize_short_side", "split_clips",
+    "ten_crop", "weight_kind",
 ]

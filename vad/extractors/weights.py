@@ -126,6 +126,20 @@ def _unwrap(obj, path: Path) -> dict[str, Tensor]:
     return dict(obj)
 
 
+def file_weight_kind(path) -> str | None:
+    """Which network's weights a file holds, from its first layer: ``C3D_RGB``, ``I3D_RGB``,
+    ``I3D_FLOW`` (3- or 2-channel ``Conv3d_1a_7x7``), or None."""
+    path = Path(path)
+    state = _unwrap(_torch_load(path), path)
+    first = state.get("Conv3d_1a_7x7.conv3d.weight")
+    if first is not None and first.dim() == 5:
+        return {3: "I3D_RGB", 2: "I3D_FLOW"}.get(int(first.shape[1]))
+    conv1, fc6 = state.get("conv1.weight"), state.get("fc6.weight")
+    if conv1 is not None and fc6 is not None and conv1.dim() == 5 and int(conv1.shape[1]) == 3:
+        return "C3D_RGB"
+    return None
+
+
 def _first(items: list[str]) -> str:
     shown = ", ".join(items[:_SHOW])
     return shown + (f", ... ({len(items)} in all)" if len(items) > _SHOW else "")
