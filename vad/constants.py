@@ -2,6 +2,7 @@
 the names of streams, splits and options), at the bottom of the import graph."""
 
 CLIP_FRAMES = 16
+DEFAULT_FPS = 30.0  # the frame rate assumed for a video whose header gives none
 N_SEGMENTS = 32
 
 CLASSES = (

@@ -29,11 +29,12 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from vad.cli import UserError, user_errors
+from vad.constants import DEFAULT_FPS
+from vad.types import clip_spans
 
 log = logging.getLogger(__name__)
 
 MODES = ("auto", "video", "stream")
-DEFAULT_FPS = 30.0  # a file whose header has no usable fps
 
 
 def _plain(value):
@@ -78,10 +79,7 @@ class Truth:
 
     def get(self, name: str, frames: int):
         """The spans of a scored video clipped to its decoded frames, or None when unknown."""
-        if name not in self.spans:
-            return None
-        clipped = [(max(1, int(s)), min(int(e), frames)) for s, e in self.spans[name]]
-        return tuple((s, e) for s, e in clipped if s <= e)
+        return clip_spans(self.spans[name], frames) if name in self.spans else None
 
 
 def frame_labels(spans, frames: int) -> np.ndarray:
@@ -91,11 +89,10 @@ def frame_labels(spans, frames: int) -> np.ndarray:
     return labels
 
 
-def ground_truth_metrics(frame_scores: np.ndarray, spans, events, iou: float) -> dict:
+def ground_truth_metrics(frame_scores: np.ndarray, labels: np.ndarray, spans, events, iou: float) -> dict:
     """Frame AUC (when the video has both kinds of frames) and event precision/recall."""
     from vad.detection.events import event_precision_recall
 
-    labels = frame_labels(spans, len(frame_scores))
     metrics = event_precision_recall(events, spans, iou)
     if 0 < labels.sum() < len(labels):
         from sklearn.metrics import roc_auc_score
@@ -144,6 +141,8 @@ class Run:
                                      flow_workers=flow_workers(cfg.flow_workers, self.device),
                                      **self.detector.pipeline_options(str(cfg.flow)))
         self.size = size
+        # (frame scores, frame labels) of every scored video with ground truth, for the overall AUC
+        self.truth_frames: list[tuple[np.ndarray, np.ndarray]] = []
 
     def tracker(self, fps: float):
         from vad.detection.events import EventTracker
@@ -151,25 +150,28 @@ class Run:
         return EventTracker(fps, self.threshold, float(self.cfg.hysteresis), float(self.cfg.min_duration_s))
 
     # ------------------------------------------------------------------ files
-    def file_outputs(self, source, frame_scores: np.ndarray, fps: float, events, spans, seconds: float) -> dict:
-        """scores.csv, events.json, timeline.png and annotated.mp4 of a scored file; its report row."""
+    def file_outputs(self, source, mode: str, frame_scores: np.ndarray, fps: float, events, spans,
+                     seconds: float) -> dict:
+        """scores.csv, events.json, timeline.png and annotated.mp4 of a file scored in ``mode``
+        (video or stream); its report row."""
         from vad.detection.outputs import timeline_png, write_events_json, write_scores_csv
 
         folder = self.out / source.name
         folder.mkdir(parents=True, exist_ok=True)
         duration = len(frame_scores) / fps
         write_scores_csv(folder / "scores.csv", frame_scores, fps)
-        row = {"name": source.name, "source": source.spec, "frames": int(len(frame_scores)), "fps": fps,
-               "duration_s": round(duration, 3), "events": [e.as_dict() for e in events],
+        row = {"name": source.name, "source": source.spec, "mode": mode, "frames": int(len(frame_scores)),
+               "fps": fps, "duration_s": round(duration, 3), "events": [e.as_dict() for e in events],
                "max_score": float(np.max(frame_scores)) if len(frame_scores) else float("nan"),
                "seconds": round(seconds, 3), "speed": round(duration / seconds, 3) if seconds > 0 else None,
                "threshold": self.threshold, "timeline": str(folder / "timeline.png")}
         if spans is not None:
+            labels = frame_labels(spans, len(frame_scores))
             row["spans"] = [list(s) for s in spans]
-            row["metrics"] = ground_truth_metrics(frame_scores, spans, events, float(self.cfg.event_iou))
+            row["metrics"] = ground_truth_metrics(frame_scores, labels, spans, events, float(self.cfg.event_iou))
         write_events_json(folder / "events.json", events,
                           {"video": source.spec, "fps": fps, "frames": int(len(frame_scores)),
-                           "threshold": self.threshold, "mode": row.get("mode", self.mode),
+                           "threshold": self.threshold, "mode": mode,
                            **({"spans": row["spans"], "metrics": row["metrics"]} if spans is not None else {})})
         timeline_png(folder / "timeline.png", frame_scores, fps, events, self.threshold, spans=spans,
                      title=source.name)
@@ -178,6 +180,8 @@ class Run:
 
             annotate_video(source.spec, folder / "annotated.mp4", frame_scores, events, fps, self.threshold)
             row["video"] = str(folder / "annotated.mp4")
+        if spans is not None:  # with the row, once every output of the video is written
+            self.truth_frames.append((frame_scores, labels))
         return row
 
     def score_file(self, source, truth: Truth) -> dict:
@@ -191,8 +195,8 @@ class Run:
         events = find_events(frame_scores, fps, self.threshold, float(self.cfg.hysteresis),
                              float(self.cfg.min_duration_s))
         seconds = time.perf_counter() - started
-        row = self.file_outputs(source, frame_scores, fps, events, truth.get(source.name, video.frames), seconds)
-        return {**row, "mode": "video"}
+        return self.file_outputs(source, "video", frame_scores, fps, events, truth.get(source.name, video.frames),
+                                 seconds)
 
     # ------------------------------------------------------------------ streams
     def stream(self, sources, truth: Truth) -> tuple[list[dict], dict]:
@@ -224,9 +228,8 @@ class Run:
             if reader.source.kind == "file" and state.frames and reader.error is None:
                 scores = state.frame_scores()
                 spans = truth.get(reader.source.name, len(scores))
-                row = self.file_outputs(reader.source, scores, state.fps, state.events, spans,
-                                        stats["seconds"])
-                rows.append({**row, "mode": "stream"})
+                rows.append(self.file_outputs(reader.source, "stream", scores, state.fps, state.events, spans,
+                                              stats["seconds"]))
         return rows, stats
 
 
@@ -372,9 +375,8 @@ def _summary(cfg, run: Run, rows, skipped, stream_stats, interrupted: bool, seco
                      "events": int(sum(len(r["events"]) for r in rows))}
     known = [r for r in rows if "metrics" in r]
     if known:
-        scores = np.concatenate([np.loadtxt(Path(run.out / r["name"] / "scores.csv"), delimiter=",",
-                                            skiprows=1, usecols=2, ndmin=1) for r in known])
-        labels = np.concatenate([frame_labels(r["spans"], r["frames"]) for r in known])
+        scores = np.concatenate([s for s, _ in run.truth_frames])
+        labels = np.concatenate([y for _, y in run.truth_frames])
         matched = sum(r["metrics"]["matched"] for r in known)
         events = sum(r["metrics"]["events"] for r in known)
         spans = sum(r["metrics"]["spans"] for r in known)

@@ -28,6 +28,13 @@ class Video:
         return int(self.cls != NORMAL)
 
 
+def clip_spans(spans, frames: int) -> tuple[tuple[int, int], ...]:
+    """1-based inclusive ``spans`` clipped to a video's ``frames`` (decoded frame counts may
+    fall short of an annotation's); spans left empty are dropped."""
+    clipped = ((max(1, int(start)), min(int(end), int(frames))) for start, end in spans)
+    return tuple((start, end) for start, end in clipped if start <= end)
+
+
 @dataclass(frozen=True)
 class Entry:
     """One video of a layout: its facts (class, frames, spans for test videos) and split."""

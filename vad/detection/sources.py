@@ -46,13 +46,12 @@ import cv2
 import numpy as np
 
 from vad.cli import UserError
-from vad.constants import CLIP_FRAMES
+from vad.constants import CLIP_FRAMES, DEFAULT_FPS
 
 log = logging.getLogger(__name__)
 
 URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://")
 NETWORK_TIMEOUT_S = 10.0  # OpenCV/FFmpeg open and read timeouts of a URL
-DEFAULT_FPS = 30.0        # a file whose header gives no usable fps
 _RAW_CLIPS = 2            # decoded clips waiting for the preparer
 _EXPECTED = ("expected a video file, a folder of videos, a .txt list of videos, an rtsp:// or "
              "http(s):// URL, or a camera index such as 0")

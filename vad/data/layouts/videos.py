@@ -52,7 +52,7 @@ import numpy as np
 from vad.constants import CLASSES, NORMAL
 from vad.data.layouts.base import Layout
 from vad.data.ucf_crime import catalogue, class_of
-from vad.types import Entry, Video
+from vad.types import Entry, Video, clip_spans
 
 log = logging.getLogger(__name__)
 
@@ -273,8 +273,7 @@ class VideoLayout(Layout):
             raise SkipVideo(entry.video.path, err.reason) from err
         facts = {"frames": video.frames, "fps": video.fps}
         if entry.split == "test":
-            spans = [(max(1, s), min(e, video.frames)) for s, e in entry.video.spans]
-            facts["spans"] = tuple((s, e) for s, e in spans if s <= e)
+            facts["spans"] = clip_spans(entry.video.spans, video.frames)
         movement = movement_segments(video.movement) if video.movement is not None else None
         return {"features": video.features, "movement": movement, "facts": facts}
 
