@@ -72,20 +72,19 @@ def make_cfg(overrides: list[str], output_dir: Path, config_name: str = "train")
 
 
 def make_checkpoint(path: Path, overrides: list[str], input_dim: int, seed: int = 0) -> Path:
-    """A checkpoint with vad.train's key layout (the composed run config, a seeded Learner), for
-    tests and benchmarks that need a detector without training one."""
+    """A checkpoint with vad.train's key layout (the composed run config, its method's network
+    seeded), for tests and benchmarks that need a detector without training one."""
     import torch
+    from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from vad.models.learner import Learner
-
-    run = make_cfg(overrides, path.parent / "run_cfg")
+    run = OmegaConf.to_container(make_cfg(overrides, path.parent / "run_cfg"), resolve=True)
     torch.manual_seed(seed)
-    learner = Learner(input_dim, 0.6)
-    torch.save({"state_dict": {f"learner.{k}": v for k, v in learner.state_dict().items()},
+    network = instantiate(run["method"]["network"], input_dim=input_dim)
+    torch.save({"state_dict": {f"network.{k}": v for k, v in network.state_dict().items()},
                 "epoch": 0, "global_step": 0,
-                "hyper_parameters": {"run": OmegaConf.to_container(run, resolve=True),
-                                     "input_dim": input_dim, "dropout": 0.6}}, path)
+                "hyper_parameters": {"run": run, "input_dim": input_dim, "network": run["method"]["network"],
+                                     "loss": run["method"]["loss"]}}, path)
     return path
 
 @pytest.fixture

@@ -60,7 +60,7 @@ def test_far_threshold_above_every_score_when_the_top_frames_are_too_many():
 def test_training_stores_the_calibration_in_best_and_last(compose_cfg):
     from vad.checkpoint import read
     from vad.data.loading import load_data
-    from vad.evaluation import Evaluator, load_learner, score_rows
+    from vad.evaluation import Evaluator, load_network, score_rows
     from vad.train import train
 
     overrides = ["data.fraction=0.05", "data.batch_size=5", "trainer.max_epochs=2", "logger=none",
@@ -73,7 +73,7 @@ def test_training_stores_the_calibration_in_best_and_last(compose_cfg):
     last_path = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
     for checkpoint in (best, read(last_path)):
         calibration = checkpoint[KEY]
-        learner = load_learner(checkpoint)
+        learner = load_network(checkpoint)
         expected = score_rows(learner, splits.train.features[normal]).reshape(-1)
         assert calibration["videos"] == len(normal) and calibration["source"] == "normal training videos"
         np.testing.assert_allclose(np.asarray(calibration["segment_scores"]), expected, atol=1e-6)
@@ -81,7 +81,7 @@ def test_training_stores_the_calibration_in_best_and_last(compose_cfg):
         assert weights.sum(axis=1).tolist() == [splits.train.videos[i].frames for i in normal]
         assert 0 < far_threshold(calibration, 0.01) <= 1
     # the metrics are those of the rewritten best checkpoint's learner
-    evaluation = Evaluator.from_config(cfg, splits.test).run(load_learner(best))
+    evaluation = Evaluator.from_config(cfg, splits.test).run(load_network(best))
     assert evaluation.metrics["auc"] == pytest.approx(result["best"]["auc"], abs=1e-9)
     assert json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())["best"]["auc"] == result["best"]["auc"]
     # a resume still loads last.ckpt: Lightning's torch.load (weights_only by default) accepts the calibration

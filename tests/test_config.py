@@ -37,8 +37,8 @@ def test_defaults_match_the_seed_notebook(compose_cfg):
     assert cfg.optimizer.lr == pytest.approx(1e-3) and cfg.optimizer.weight_decay == pytest.approx(1e-3)
     assert list(cfg.scheduler.milestones) == [25, 50]
     assert cfg.trainer.max_epochs == 75 and cfg.trainer.accelerator == "auto"
-    assert cfg.data.batch_size == 30 and cfg.model.dropout == 0.6
-    assert cfg.loss.lambda_sparsity == pytest.approx(8e-5) and cfg.loss.lambda_smooth == pytest.approx(8e-5)
+    assert cfg.data.batch_size == 30 and cfg.method.network.dropout == 0.6 and cfg.method.name == "mil"
+    assert cfg.method.loss.lambda_sparsity == pytest.approx(8e-5) and cfg.method.loss.lambda_smooth == pytest.approx(8e-5)
     assert cfg.data.name == "synthetic" and cfg.movement.name == "none"
 
 
@@ -91,8 +91,9 @@ def test_unknown_option_fails(compose_cfg):
 
 @pytest.mark.parametrize("override,message", [
     ("data.val_source=val", "data.val_source='val'"),
-    ("loss.pairing=some", "loss.pairing='some'"),
-    ("model.dropout=1.5", "model.dropout=1.5"),
+    ("method.inputs.bins=ceil", "method.inputs.bins='ceil'"),
+    ("method.inputs.crops=stack", "method.inputs.crops='stack'"),
+    ("method.inputs.segments=0", "method.inputs.segments=0"),
     ("movement.k=0.5", "movement=none"),
     ("trainer.max_epochs=0", "trainer.max_epochs=0"),
     ("data.holdout_fraction=1.0", "data.holdout_fraction"),
@@ -131,13 +132,13 @@ def composition_error(compose_cfg, overrides: list[str]) -> str:
     (["seed=abc"], "seed", "'abc'", "Integer"),
     (["optimizer.lr=abc"], "optimizer.lr", "'abc'", "Float"),
     (["data.batch_size=x"], "data.batch_size", "'x'", "Integer"),
-    (["model.dropout=high"], "model.dropout", "'high'", "Float"),
+    (["method.inputs.segments=many"], "method.inputs.segments", "'many'", "Integer"),
     (["movement=lk", "movement.k=abc"], "movement.k", "'abc'", "Float"),
     (["movement=lk", "movement.at_test=maybe"], "movement.at_test", "'maybe'", "bool"),
     (["threads=true"], "threads", "'True'", "Integer"),
     (["eval.pair_seed=1.5"], "eval.pair_seed", "'1.5'", "Integer"),
     (["extractor.dim=big"], "extractor.dim", "'big'", "Integer"),
-    (["loss.lambda_smooth=tiny"], "loss.lambda_smooth", "'tiny'", "Float"),
+    (["method.inputs.normalise=maybe"], "method.inputs.normalise", "'maybe'", "bool"),
     (["data=tencrop_npy", "data.crop=x"], "data.crop", "'x'", "Integer"),
     (["data=ucf_crime_npy", "data.dedupe=often"], "data.dedupe", "'often'", "bool"),
     (["optimizer=sgd", "optimizer.momentum=fast"], "optimizer.momentum", "'fast'", "Float"),
@@ -184,7 +185,7 @@ SHARED = {"batch_size": 30, "eval_batch_size": 512, "val_source": "test", "holdo
 LISTS = {"train_list": None, "test_annotation": None}
 CROPS = {"n_crops": 10, "crops": "mean", "crop": 0}
 DATA_VALUES = {
-    "synthetic": {"name": "synthetic", "seed": 0, "fraction": 1.0, **SHARED},
+    "synthetic": {"name": "synthetic", "seed": 0, "fraction": 1.0, "crops": 1, **SHARED},
     "store": {"name": "store", "path": None, **SHARED},
     "ucf_crime_npy": {"name": "ucf_crime_npy", "root": None, "dedupe": False, **SHARED},
     "sultani_txt": {"name": "sultani_txt", "root": None, "dedupe": False, **LISTS, **SHARED},

@@ -82,12 +82,12 @@ def test_two_streams_average_crops_pool_and_concatenate_in_modality_order(tmp_pa
     segments, frames = detector.video_scores(VideoFeatures(raw, None, 37 * 16 + 5, 30.0))
     x = np.concatenate([to_segments(raw["RGB"], "clips")[0], to_segments(raw["FLOW"], "clips")[0]], axis=1)
     with torch.no_grad():
-        expected = detector.learner(torch.from_numpy(x)).numpy()
+        expected = detector.network(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(segments, expected, atol=1e-6)
     assert frames.shape == (37 * 16 + 5,) and frames[-1] == segments[-1]
     with torch.no_grad():
-        windows = detector.learner(torch.from_numpy(x[:4])).numpy()
-    np.testing.assert_allclose(detector.score_windows(x[:4]), windows, atol=1e-6)
+        windows = detector.network(torch.from_numpy(x[:4])).numpy()
+    np.testing.assert_allclose(detector.score_windows(x[:4, None]), windows, atol=1e-6)
 
 
 def test_stream_scorer_window_mean_l2_and_causal_smoothing():
@@ -95,7 +95,7 @@ def test_stream_scorer_window_mean_l2_and_causal_smoothing():
     clips = [{"RGB": rng.random((2, 5)), "FLOW": rng.random((1, 3))} for _ in range(6)]
     scorer = StreamScorer(("RGB", "FLOW"), window=3, smoothing=2)
     for t, clip in enumerate(clips):
-        got = scorer.window_feature(clip)
+        got = scorer.window_input(clip)[-1]
         parts = []
         for stream in ("RGB", "FLOW"):
             mean = np.mean([c[stream].mean(axis=0) for c in clips[max(0, t - 2):t + 1]], axis=0)
@@ -106,6 +106,17 @@ def test_stream_scorer_window_mean_l2_and_causal_smoothing():
     assert smoothed == pytest.approx([1.0, 0.5, 0.25, 0.375])  # mean of this and the previous score
     with pytest.raises(ValueError, match="window=0"):
         StreamScorer(("RGB",), window=0)
+
+
+def test_stream_scorer_gives_a_look_back_network_its_past_windows_zero_padded():
+    rng = np.random.default_rng(2)
+    clips = [{"RGB": rng.random((1, 4))} for _ in range(4)]
+    scorer = StreamScorer(("RGB",), window=1, normalise=False, receptive_field=3)
+    inputs = [scorer.window_input(clip) for clip in clips]
+    assert all(x.shape == (3, 4) for x in inputs)
+    np.testing.assert_array_equal(inputs[0][:2], 0)  # before the stream began
+    np.testing.assert_allclose(inputs[0][2], clips[0]["RGB"][0], atol=1e-6)  # not L2-normalised
+    np.testing.assert_allclose(inputs[3], np.stack([c["RGB"][0] for c in clips[1:4]]), atol=1e-6)
     with pytest.raises(ValueError, match="smoothing=0"):
         StreamScorer(("RGB",), window=2, smoothing=0)
 

@@ -36,9 +36,10 @@ def test_sultani2018_has_the_papers_settings(compose_cfg):
     assert cfg.optimizer.lr == pytest.approx(0.01) and cfg.optimizer.eps == pytest.approx(1e-8)
     assert cfg.optimizer.weight_decay == pytest.approx(2e-3)  # Keras l2(0.001) -> 2 * 0.001
     assert not cfg.scheduler
-    assert cfg.loss.pairing == "all" and cfg.loss.margin == 1.0
-    assert cfg.loss.lambda_sparsity == pytest.approx(8e-5) and cfg.loss.lambda_smooth == pytest.approx(8e-5)
-    assert cfg.model.dropout == pytest.approx(0.6) and cfg.data.batch_size == 30
+    assert cfg.method.name == "mil" and cfg.method.loss.pairing == "all" and cfg.method.loss.margin == 1.0
+    assert cfg.method.loss.lambda_sparsity == pytest.approx(8e-5)
+    assert cfg.method.loss.lambda_smooth == pytest.approx(8e-5)
+    assert cfg.method.network.dropout == pytest.approx(0.6) and cfg.data.batch_size == 30
     assert cfg.trainer.max_steps == 20000 and cfg.trainer.max_epochs >= 20000 // 26
     assert sweep(["experiment=sultani2018"]) == {}
 

@@ -79,7 +79,7 @@ def test_val_auc_is_the_selection_metric(val_source):
         held = dm.holdout_rows
         assert len(held) == 4  # a quarter of each label's 8 training videos
         with torch.no_grad():
-            top = by_hand(model.learner.eval(), data.train.features[held]).max(dim=1).values
+            top = by_hand(model.network.eval(), data.train.features[held]).max(dim=1).values
         expected = roc_auc_score(data.train.labels[held], top.numpy())
         assert logged["holdout/video_auc"] == pytest.approx(expected, abs=1e-6)
         assert logged["val/auc"] == logged["holdout/video_auc"]
@@ -95,14 +95,14 @@ def test_test_scores_are_the_mean_over_crops():
     assert x.shape == (8, CROPS, SEGMENTS, DIM)
     with torch.no_grad():
         model.validation_step((x,), 0)
-        expected = torch.stack([by_hand(model.learner, x[:, c]) for c in range(CROPS)]).mean(dim=0)
+        expected = torch.stack([by_hand(model.network, x[:, c]) for c in range(CROPS)]).mean(dim=0)
     collected = model._scores[0][0]
     assert collected.shape == (8, SEGMENTS)
     torch.testing.assert_close(collected, expected, rtol=0, atol=1e-6)
     # Not the score of the mean feature: the learner is not linear.
-    assert not torch.allclose(collected, by_hand(model.learner, x.mean(dim=1)), atol=1e-4)
+    assert not torch.allclose(collected, by_hand(model.network, x.mean(dim=1)), atol=1e-4)
     # The plain-torch evaluation scores the same.
-    np.testing.assert_allclose(model.evaluator.run(model.learner).scores, expected.numpy(), atol=1e-6)
+    np.testing.assert_allclose(model.evaluator.run(model.network).scores, expected.numpy(), atol=1e-6)
 
 
 @pytest.mark.filterwarnings("ignore:You are trying to `self.log\\(\\)`")
@@ -121,7 +121,7 @@ def test_movement_is_added_in_training_and_at_test_only_when_asked():
     model.criterion = Recorder()
     with torch.no_grad():
         model.training_step({"anomalous": (x, m), "normal": (x[:2], m[:2])}, 0)
-        plain = by_hand(model.learner, x)
+        plain = by_hand(model.network, x)
     torch.testing.assert_close(seen[0][0], plain + k * m, rtol=0, atol=1e-6)
     torch.testing.assert_close(seen[0][1], plain[:2] + k * m[:2], rtol=0, atol=1e-6)
 

@@ -33,8 +33,8 @@ def test_optuna_search_composes_over_existing_keys(compose_cfg):
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
 
     params = {str(k): str(v) for k, v in sweeper.params.items()}
-    assert {"optimizer.lr", "optimizer.weight_decay", "model.dropout", "loss.lambda_sparsity",
-            "loss.lambda_smooth"} <= set(params)
+    assert {"optimizer.lr", "optimizer.weight_decay", "method.network.dropout", "method.loss.lambda_sparsity",
+            "method.loss.lambda_smooth"} <= set(params)
     # Every searched key exists in the training config (a typo would only fail at the first trial).
     train_cfg = compose_cfg(["hparams_search=optuna"])
     validate(train_cfg)
@@ -46,9 +46,9 @@ def test_optuna_search_composes_over_existing_keys(compose_cfg):
     assert fixed == {} and set(space) == set(params)
     assert isinstance(space["optimizer.lr"], LogUniformDistribution)
     assert space["optimizer.lr"].low < train_cfg.optimizer.lr < space["optimizer.lr"].high
-    assert isinstance(space["loss.lambda_sparsity"], LogUniformDistribution)
-    assert isinstance(space["model.dropout"], UniformDistribution)
-    assert 0.0 <= space["model.dropout"].low < space["model.dropout"].high < 1.0
+    assert isinstance(space["method.loss.lambda_sparsity"], LogUniformDistribution)
+    assert isinstance(space["method.network.dropout"], UniformDistribution)
+    assert 0.0 <= space["method.network.dropout"].low < space["method.network.dropout"].high < 1.0
     if "data.batch_size" in space:
         assert isinstance(space["data.batch_size"], CategoricalDistribution)
         assert train_cfg.data.batch_size in space["data.batch_size"].choices
@@ -79,7 +79,7 @@ def test_tiny_optuna_search_maximises_best_auc(cache_dir, tmp_path):
         resolved = yaml.safe_load((job / "config_resolved.yaml").read_text())
         assert resolved["data"]["batch_size"] == 5
         assert resolved["optimizer"]["lr"] == float(overrides["optimizer.lr"])
-        assert resolved["model"]["dropout"] == float(overrides["model.dropout"])
+        assert resolved["method"]["network"]["dropout"] == float(overrides["method.network.dropout"])
         aucs[job.name], lrs[job.name] = auc, float(overrides["optimizer.lr"])
     assert len(set(lrs.values())) == 2, lrs
 

@@ -55,7 +55,7 @@ def test_job_count_with_an_experiments_sweeper_params():
 
 
 def test_job_count_of_optuna_is_n_trials():
-    total, keys = sweep_plan(["seed=0,1", "model.dropout=0.5"], OPTUNA)
+    total, keys = sweep_plan(["seed=0,1", "method.network.dropout=0.5"], OPTUNA)
     assert total == 20
     assert keys == ["optimizer.lr", "data.batch_size", "seed"]
 

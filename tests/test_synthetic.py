@@ -24,7 +24,7 @@ TINY = 0.01  # about 20 videos: for tests that generate into their own cache
 
 
 def _cfg(cache, fraction=FRACTION, seed=0):
-    return OmegaConf.create({"seed": seed, "fraction": fraction, "cache_dir": str(cache)})
+    return OmegaConf.create({"seed": seed, "fraction": fraction, "crops": 1, "cache_dir": str(cache)})
 
 
 def _files(cache):
@@ -190,7 +190,7 @@ def test_cache_holds_only_requested_streams_and_is_reused(tmp_path, monkeypatch)
 
 
 def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
-    def fail(layouts, indices, seed, extractor, stream, out):
+    def fail(layouts, indices, seed, extractor, stream, out, pooling):
         out[0] = 1.0  # something already written to the temp file
         raise RuntimeError("interrupted")
 

@@ -129,7 +129,7 @@ def test_hparams_view_lists_the_metrics_per_run(server, jobs):
     base, proc, log_path = server
     experiment = fetch(f"{base}/data/plugin/hparams/experiment", {})
     assert HP_METRICS <= {m["name"]["tag"] for m in experiment["metricInfos"]}
-    assert {"modality/name", "optimizer/lr", "model/dropout"} <= {h["name"] for h in experiment["hparamInfos"]}
+    assert {"modality/name", "optimizer/lr", "method/network/dropout"} <= {h["name"] for h in experiment["hparamInfos"]}
 
     request = {"startIndex": 0, "sliceSize": 100,
                "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"],

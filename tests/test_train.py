@@ -22,6 +22,8 @@ LEARN = SMALL + ["modality=TWO", "optimizer=adam", "optimizer.lr=1e-3", "trainer
 @pytest.fixture(scope="module")
 def trained(cache_dir, tmp_path_factory):
     """One real training run shared by the tests that inspect its outputs."""
+    import pytorch_lightning  # noqa: F401 - imported already, as in a long session: "setup" times the build alone
+
     from tests.conftest import make_cfg
     out = tmp_path_factory.mktemp("trained")
     result = train(make_cfg(LEARN, out))
@@ -168,7 +170,7 @@ def test_movement_lk_trains_and_changes_scores(compose_cfg):
 
 
 def test_all_pairs_loss_and_c3d_train(compose_cfg):
-    result = train(compose_cfg(SMALL + ["trainer.max_epochs=1", "logger=none", "loss.pairing=all",
+    result = train(compose_cfg(SMALL + ["trainer.max_epochs=1", "logger=none", "method.loss.pairing=all",
                                         "extractor=C3D", "data.fraction=0.05", "data.batch_size=5"]))
     assert np.isfinite(result["last"]["auc"])
 

@@ -7,8 +7,9 @@ import logging
 
 from omegaconf import DictConfig
 
+from vad.pooling import Pooling
 from vad import schema  # noqa: F401 - registers train.yaml's schemas before @hydra.main composes
-from vad.constants import PAIRINGS, PROTOCOLS, STREAMS, VAL_SOURCES
+from vad.constants import CROP_INPUTS, N_SEGMENTS, PROTOCOLS, STREAMS, VAL_SOURCES
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +28,19 @@ def validate(cfg: DictConfig) -> None:
         problems.append(f"data.holdout_fraction={cfg.data.holdout_fraction}: expected 0 < x < 1")
     if cfg.data.batch_size < 1:
         problems.append(f"data.batch_size={cfg.data.batch_size}: expected >= 1")
-    if cfg.loss.pairing not in PAIRINGS:
-        problems.append(f"loss.pairing={cfg.loss.pairing!r}: expected one of {PAIRINGS}")
-    if not 0 <= cfg.model.dropout < 1:
-        problems.append(f"model.dropout={cfg.model.dropout}: expected 0 <= p < 1")
+    inputs = cfg.method.inputs
+    try:
+        Pooling.of(inputs)
+    except ValueError as err:
+        problems.append(str(err))
+    if inputs.crops not in CROP_INPUTS:
+        problems.append(f"method.inputs.crops={inputs.crops!r}: expected one of {CROP_INPUTS}")
+    if cfg.movement.name != "none" and cfg.method.name != "mil":
+        problems.append(f"movement={cfg.movement.name} adds the movement term to MIL's segment scores, "
+                        f"but method={cfg.method.name}: use method=mil, or movement=none")
+    elif cfg.movement.name != "none" and inputs.segments != N_SEGMENTS:
+        problems.append(f"movement={cfg.movement.name} has {N_SEGMENTS} values per video, but "
+                        f"method.inputs.segments={inputs.segments}: use {N_SEGMENTS} segments")
     if cfg.movement.k < 0:
         problems.append(f"movement.k={cfg.movement.k}: expected >= 0")
     if cfg.movement.name == "none" and (cfg.movement.k != 0 or cfg.movement.at_test):

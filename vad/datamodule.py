@@ -1,4 +1,5 @@
-"""Zipped normal/anomalous training batches and per-video evaluation over preloaded tensors."""
+"""Zipped normal/anomalous training batches (bags, or videos with a crop axis) and per-video
+evaluation over preloaded tensors."""
 
 from __future__ import annotations
 
@@ -32,20 +33,46 @@ class Rows(Dataset):
         return self.__getitems__([position])
 
 
+class Sequences(Dataset):
+    """Whole videos of concatenated snippet rows: item i is video i's (1, T_i, D) snippets."""
+
+    def __init__(self, snippets: torch.Tensor, counts: np.ndarray):
+        self.snippets = snippets
+        self.bounds = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.bounds) - 1
+
+    def __getitem__(self, position: int) -> tuple[torch.Tensor]:
+        return (self.snippets[self.bounds[position]:self.bounds[position + 1]][None],)
+
+
 def _batch(items):
     return items
 
 
+def crop_groups(videos: list, crops: int) -> np.ndarray:
+    """(N // crops,) first bag row of each video whose ``crops`` bags are consecutive rows, as
+    the readers put them (:func:`vad.data.features.make_splits`)."""
+    paths = np.array([v.path for v in videos])
+    starts = np.arange(0, len(paths), crops)
+    if len(paths) % crops or not all((paths[s:s + crops] == paths[s]).all() for s in starts):
+        raise ValueError(f"method.inputs.crops=axis needs every training video's {crops} crops as "
+                         "consecutive bags: read the features with data.crops=all")
+    return starts
+
+
 class MILDataModule(pl.LightningDataModule):
     """Serves ``Splits``: training batches of ``batch_size`` normal + ``batch_size`` anomalous
-    videos (shuffled, balanced, last partial batch dropped); evaluation on the test split and,
+    videos (shuffled, balanced, last partial batch dropped), each video a bag of (T, D) features or,
+    with ``crops="axis"``, all its C crop bags as one (C, T, D) sample; evaluation on the test split and,
     with ``val_source="train_holdout"``, on a stratified ``holdout_fraction`` of training videos
     that training never sees. Data without test videos train with ``val_source="train_holdout"``
     only (no test loader is served)."""
 
     def __init__(self, splits: Splits, batch_size: int = 30, eval_batch_size: int = 512,
                  val_source: str = "test", holdout_fraction: float = 0.1, seed: int = 0,
-                 use_movement: bool = False, protocol: str = "segments"):
+                 use_movement: bool = False, protocol: str = "segments", crops: str = "bags"):
         super().__init__()
         self.splits = splits
         self.batch_size = batch_size
@@ -69,6 +96,13 @@ class MILDataModule(pl.LightningDataModule):
                 held.extend(rng.permutation(names)[: max(1, round(holdout_fraction * len(names)))])
             self.holdout_rows = np.flatnonzero(np.isin(paths, held))
         fit = np.setdiff1d(np.arange(len(labels)), self.holdout_rows)
+        self.train_features = splits.train.features
+        if crops == "axis":  # rows become videos: (videos, C, T, D), a view of the bags
+            n_crops = int(np.sum([v.path == splits.train.videos[0].path for v in splits.train.videos]))
+            starts = crop_groups(splits.train.videos, n_crops)
+            self.train_features = self.train_features.view(len(starts), n_crops, *self.train_features.shape[1:])
+            fit = np.intersect1d(starts, fit) // n_crops
+            labels = labels[starts]
         self.normal_rows = fit[labels[fit] == 0]
         self.anomaly_rows = fit[labels[fit] == 1]
         for name, rows in (("normal", self.normal_rows), ("anomalous", self.anomaly_rows)):
@@ -78,7 +112,7 @@ class MILDataModule(pl.LightningDataModule):
         self.protocol = protocol
         if len(splits.test):
             check_protocol(splits.test, protocol)  # the evaluator scores what test_loader serves
-        self.holdout_labels = labels[self.holdout_rows]
+        self.holdout_labels = splits.train.labels[self.holdout_rows]
         self.movement_terms = {}
         if use_movement:
             self.movement_terms = {"train": movement_change(splits.train.movement),
@@ -92,7 +126,8 @@ class MILDataModule(pl.LightningDataModule):
 
     def _shuffled(self, rows: np.ndarray, offset: int) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed + offset)
-        return DataLoader(Rows(rows, *self._tensors("train")), batch_size=self.batch_size, shuffle=True,
+        tensors = (self.train_features,) + self._tensors("train")[1:]
+        return DataLoader(Rows(rows, *tensors), batch_size=self.batch_size, shuffle=True,
                           drop_last=True, collate_fn=_batch, generator=generator)
 
     def train_dataloader(self):
@@ -104,10 +139,10 @@ class MILDataModule(pl.LightningDataModule):
                           shuffle=False, collate_fn=_batch)
 
     def test_loader(self) -> DataLoader:
-        if self.protocol == "snippets":
-            snippets = self.splits.test.snippets
-            return DataLoader(Rows(np.arange(len(snippets)), snippets), batch_size=self.eval_batch_size * 32,
-                              shuffle=False, collate_fn=_batch)
+        if self.protocol == "snippets":  # whole videos, one at a time, as Evaluator.run scores them
+            test = self.splits.test
+            return DataLoader(Sequences(test.snippets, test.snippet_counts), batch_size=None,
+                              shuffle=False, collate_fn=None)
         return self._ordered("test", np.arange(len(self.splits.test)))
 
     def val_dataloader(self):

@@ -243,7 +243,9 @@ class StreamState:
         self.run, self.reader = run, reader
         self.folder = run.out / reader.source.name
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.scorer = StreamScorer(run.detector.streams, int(run.cfg.window), int(run.cfg.smoothing))
+        detector = run.detector
+        self.scorer = StreamScorer(detector.streams, int(run.cfg.window), int(run.cfg.smoothing),
+                                   detector.pooling.normalise, detector.receptive_field)
         self.csv = RollingScores(self.folder / "scores.csv")
         self.events: list = []
         self.tracker = None
@@ -259,7 +261,7 @@ class StreamState:
         if self.tracker is None:
             self.fps = self.reader.fps if self.reader.fps > 0 else DEFAULT_FPS
             self.tracker = self.run.tracker(self.fps)
-        window = self.scorer.window_feature(features)
+        window = self.scorer.window_input(features)
         score = self.scorer.smooth(float(self.run.detector.score_windows(window[None])[0]))
         start, end = clip.start_frame, clip.start_frame + CLIP_FRAMES
         for k, frame in enumerate(range(start, end)):
@@ -323,8 +325,10 @@ def detect(cfg: DictConfig) -> dict:
         raise UserError(f"mode=video scores whole files, but {live.label} is a live source: use mode=stream "
                         "(or mode=auto: files whole, streams causally)")
     if streamed and not run.detector.causal:
-        raise UserError(f"{cfg.ckpt_path}: this method cannot score causally (it needs the whole video), so "
-                        f"mode=stream is refused for {streamed[0].label}; score files with mode=video")
+        raise UserError(f"{cfg.ckpt_path} was trained with method={run.detector.method}, which cannot score "
+                        "causally (method.causal=false: a snippet's score depends on later snippets of the "
+                        f"video), so mode=stream is refused for {streamed[0].label}; score recorded files "
+                        "with mode=video, or train a causal method (mil, topk_mil) for live sources")
     files = [s for s in sources if s not in streamed]
     truth = Truth.of(cfg.get("annotations"), [s for s in sources if s.kind == "file"])
     rows, skipped, stream_stats, interrupted = [], [], None, False

@@ -1,7 +1,7 @@
 """``python -m vad.evaluate ckpt_path=PATH``: test metrics, per-video scores and ROC/PR/timeline
-plots of a checkpoint, in plain torch (no Lightning: the Learner's weights are read from the
-checkpoint's ``state_dict``). ``annotations=FILE.csv`` gives the test videos' anomalous frames
-(one's own footage; :mod:`vad.data.annotations_csv`)."""
+plots of a checkpoint, in plain torch (no Lightning: the network is built from the checkpoint's
+method config and ``state_dict``). ``annotations=FILE.csv`` gives the test videos' anomalous
+frames (one's own footage; :mod:`vad.data.annotations_csv`)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ from vad.cli import UserError, user_errors
 from vad.config import input_dim
 from vad.data.loading import annotate, load_data
 from vad.device import resolve_device
-from vad.evaluation import Evaluator, load_learner
+from vad.evaluation import Evaluator, load_network
 from vad.results import describe, write_results
 
 log = logging.getLogger(__name__)
 
-FROM_CHECKPOINT = ("data", "modality", "extractor", "movement")
+FROM_CHECKPOINT = ("data", "modality", "extractor", "movement", "method")
 
 
 def overridden_groups(overrides: list[str]) -> set[str]:
@@ -60,6 +60,8 @@ def evaluate(cfg: DictConfig, overridden: set[str] = frozenset()) -> dict:
             if group not in overridden:
                 cfg[group] = OmegaConf.create(run[group])
                 log.info("%s from the checkpoint: %s", group, run[group].get("name"))
+        if cfg.eval.protocol is None:
+            cfg.eval.protocol = run["eval"]["protocol"]
     check_inputs(cfg, run, int(checkpoint["hyper_parameters"]["input_dim"]), ckpt_path)
 
     splits = load_data(cfg, need_train=False)
@@ -69,8 +71,8 @@ def evaluate(cfg: DictConfig, overridden: set[str] = frozenset()) -> dict:
                         "labels.test) and give their anomalous frames with annotations=FILE.csv")
     if cfg.get("annotations"):
         splits = annotate(splits, cfg.annotations, cfg.data)
-    learner = load_learner(checkpoint).to(resolve_device(cfg.device))
-    evaluation = Evaluator.from_config(cfg, splits.test).run(learner, int(cfg.data.eval_batch_size))
+    network = load_network(checkpoint).to(resolve_device(cfg.device))
+    evaluation = Evaluator.from_config(cfg, splits.test).run(network, int(cfg.data.eval_batch_size))
     metrics = evaluation.metrics
     out_dir = Path(cfg.paths.output_dir)
     result = write_results(out_dir, evaluation, lambda: {

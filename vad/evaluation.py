@@ -28,34 +28,67 @@ if TYPE_CHECKING:
 HOLDOUT_AUC = "holdout/video_auc"
 
 
-def score(learner: nn.Module, features: Tensor, movement: Tensor | None = None,
+def score(network: nn.Module, features: Tensor, movement: Tensor | None = None,
           movement_k: float = 0.0) -> Tensor:
-    """Scores of a batch: (B, 32, D) -> (B, 32); (B, C, 32, D) test videos with C crops -> the
-    mean over crops of each crop's scores, (B, 32); snippet rows (B, D) -> (B,). Given the
-    (B, 32) movement term, ``movement_k * movement`` is added."""
-    scores = learner(features)
-    if scores.ndim == 3:
-        scores = scores.mean(dim=1)
+    """Scores of a batch in eval mode: (B, T, D) -> (B, T); (B, C, T, D) test videos with C crops
+    -> the mean over crops of each crop's scores, (B, T) (crops are folded into the batch, so a
+    sequence network sees each crop as a video). Given the (B, T) movement term,
+    ``movement_k * movement`` is added."""
+    if features.ndim == 4:
+        videos, crops = features.shape[:2]
+        scores = network(features.flatten(0, 1)).view(videos, crops, -1).mean(dim=1)
+    else:
+        scores = network(features)
     if movement is not None:
         scores = scores + movement_k * movement
     return scores
 
 
-def score_rows(learner: nn.Module, features: Tensor, movement: Tensor | None = None,
+def score_rows(network: nn.Module, features: Tensor, movement: Tensor | None = None,
                movement_k: float = 0.0, batch_size: int = 512) -> np.ndarray:
-    """:func:`score` over every row in order, in batches, without gradients, on the learner's
-    device; float32 as training's validation computes them."""
+    """:func:`score` over every video's row in order, in batches, without gradients, on the
+    network's device; float32 as training's validation computes them."""
     import torch
 
-    device = next(learner.parameters()).device
+    device = next(network.parameters()).device
     parts = []
     with torch.inference_mode():
         for start in range(0, len(features), batch_size):
             rows = slice(start, start + batch_size)
             moves = movement[rows].to(device) if movement is not None else None
-            parts.append(score(learner, torch.as_tensor(features[rows]).to(device), moves, movement_k)
+            parts.append(score(network, torch.as_tensor(features[rows]).to(device), moves, movement_k)
                          .float().cpu())
+    return torch.cat(parts).numpy() if parts else np.zeros((0, 0), dtype=np.float32)
+
+
+def score_sequences(network: nn.Module, snippets: Tensor, counts: np.ndarray) -> np.ndarray:
+    """Per-snippet scores of whole videos, one video at a time (the official test of the RTFM
+    family: a sequence network sees each video's T snippets at once), concatenated in order."""
+    import torch
+
+    device = next(network.parameters()).device
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    parts = []
+    with torch.inference_mode():
+        for start, end in zip(bounds[:-1], bounds[1:]):
+            parts.append(network(torch.as_tensor(snippets[start:end])[None].to(device))[0].float().cpu())
     return torch.cat(parts).numpy() if parts else np.zeros((0,), dtype=np.float32)
+
+
+def build_part(node, key: str, **kwargs):
+    """Instantiate a method's ``_target_`` node (``method.network``, ``method.loss``), naming the
+    key and the class when its arguments do not fit (a typo, a wrong type or range)."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__ or err
+        args = {k: v for k, v in dict(node).items() if k != "_target_"}
+        raise ValueError(f"{key}: {node.get('_target_')} cannot be built with {args}: "
+                         f"{type(cause).__name__}: {cause}; fix {key}.<argument> (the method's "
+                         "conf/method/<name>.yaml lists its arguments)") from err
 
 
 def check_protocol(test: FeatureSet, protocol: str) -> None:
@@ -171,22 +204,22 @@ class Evaluator:
         return Evaluation(self.test.videos, self.protocol, self.truth, scores, self.counts,
                           frame_metrics(scores, self.truth, self.pair_seed), holdout)
 
-    def run(self, learner: nn.Module, batch_size: int = 512) -> Evaluation:
-        """Score the test split (and the hold-out) with ``learner`` in eval mode; evaluate."""
-        training = learner.training
-        learner.eval()
+    def run(self, network: nn.Module, batch_size: int = 512) -> Evaluation:
+        """Score the test split (and the hold-out) with ``network`` in eval mode; evaluate."""
+        training = network.training
+        network.eval()
         try:
             if not self.has_test:
                 test = None
-            elif self.protocol == "snippets":  # snippet rows, as many per batch as 32-segment videos
-                test = score_rows(learner, self.test.snippets, batch_size=batch_size * 32)
+            elif self.protocol == "snippets":
+                test = score_sequences(network, self.test.snippets, self.counts)
             else:
-                test = score_rows(learner, self.test.features, self._movement(self.test),
+                test = score_rows(network, self.test.features, self._movement(self.test),
                                   self.movement_k, batch_size)
             holdout = None if self.holdout is None else score_rows(
-                learner, self.holdout.features, self._movement(self.holdout), self.movement_k, batch_size)
+                network, self.holdout.features, self._movement(self.holdout), self.movement_k, batch_size)
         finally:
-            learner.train(training)
+            network.train(training)
         return self.evaluate(test, holdout)
 
     def _movement(self, data: FeatureSet) -> Tensor | None:
@@ -209,14 +242,12 @@ def subset(data: FeatureSet, selected: np.ndarray) -> FeatureSet:
                       None if data.movement is None else data.movement[index])
 
 
-def load_learner(checkpoint: dict) -> nn.Module:
-    """The Learner of a checkpoint written by ``vad.train`` (its ``learner.*`` weights), on the
-    CPU and in eval mode."""
-    from vad.models.learner import Learner
-
+def load_network(checkpoint: dict) -> nn.Module:
+    """The network of a checkpoint written by ``vad.train`` (built from its stored
+    ``method.network`` config, with its ``network.*`` weights), on the CPU and in eval mode."""
     hparams = checkpoint["hyper_parameters"]
-    learner = Learner(int(hparams["input_dim"]), float(hparams["dropout"]))
-    prefix = "learner."
-    learner.load_state_dict({k[len(prefix):]: v for k, v in checkpoint["state_dict"].items()
+    network = build_part(hparams["network"], "method.network", input_dim=int(hparams["input_dim"]))
+    prefix = "network."
+    network.load_state_dict({k[len(prefix):]: v for k, v in checkpoint["state_dict"].items()
                              if k.startswith(prefix)})
-    return learner.eval()
+    return network.eval()

@@ -8,7 +8,7 @@ The values live in ``conf/`` (with their comments); a field without a default he
 defaults list, and ``schema/<group>@<group>: ${<group>}`` types the ``data``, ``optimizer``
 and ``scheduler`` groups, whose options have different keys: each option of those groups needs
 a schema of the same name here. Ranges and rules across keys are checked by
-``vad.config.validate``. Choices (``data.val_source``, ``loss.pairing``) stay strings: they
+``vad.config.validate``. Choices (``data.val_source``, ``method.inputs.bins``) stay strings: they
 travel as plain values into checkpoints, metrics.json and TensorBoard.
 
 Importing this module registers the schemas (``vad.config`` imports it, so ``vad.train`` does).
@@ -38,11 +38,27 @@ class ExtractorConf:
 
 
 @dataclass
-class LossConf:
-    margin: float = MISSING
-    lambda_sparsity: float = MISSING
-    lambda_smooth: float = MISSING
-    pairing: str = MISSING
+class InputsConf:
+    """What a method trains on (``vad.pooling.Pooling`` plus the crop arrangement)."""
+
+    segments: int = MISSING
+    normalise: bool = MISSING
+    bins: str = MISSING
+    crops: str = MISSING
+
+
+@dataclass
+class MethodConf:
+    """``conf/method/<name>.yaml``: ``network``, ``loss`` and ``module`` are ``_target_`` nodes
+    whose keys are the classes' own arguments (checked when they are built)."""
+
+    name: str = MISSING
+    causal: bool = MISSING
+    module: Any = field(default_factory=lambda: {"_target_": "vad.lit_module.MethodModule",
+                                                 "_partial_": True})
+    network: Any = MISSING
+    loss: Any = MISSING
+    inputs: InputsConf = field(default_factory=InputsConf)
 
 
 @dataclass
@@ -72,11 +88,7 @@ class TrainerConf:
     check_val_every_n_epoch: Optional[int] = 1
     num_sanity_val_steps: Optional[int] = None
     enable_progress_bar: Optional[bool] = None
-
-
-@dataclass
-class ModelConf:
-    dropout: float = MISSING
+    gradient_clip_val: Optional[float] = None
 
 
 @dataclass
@@ -98,13 +110,12 @@ class TrainConf:
     seed: int = MISSING
     threads: Optional[int] = MISSING
     ckpt_path: Optional[str] = MISSING
-    model: ModelConf = field(default_factory=ModelConf)
     eval: EvalConf = field(default_factory=EvalConf)
     paths: PathsConf = field(default_factory=PathsConf)
     data: Any = MISSING
     modality: ModalityConf = field(default_factory=ModalityConf)
     extractor: ExtractorConf = field(default_factory=ExtractorConf)
-    loss: LossConf = field(default_factory=LossConf)
+    method: MethodConf = field(default_factory=MethodConf)
     optimizer: Any = MISSING
     scheduler: Any = MISSING
     movement: MovementConf = field(default_factory=MovementConf)
@@ -130,6 +141,7 @@ class DataConf:
 class SyntheticData(DataConf):
     seed: int = MISSING
     fraction: float = MISSING
+    crops: int = MISSING
     cache_dir: str = MISSING
 
 

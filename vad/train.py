@@ -1,4 +1,4 @@
-"""``python -m vad.train``: train a MIL anomaly detector and write metrics, checkpoints, logs
+"""``python -m vad.train``: train an anomaly detector (``method=mil|topk_mil|rtfm|urdmu|bnwvad``) and write metrics, checkpoints, logs
 and plots into the Hydra run folder.
 
 The run's lifecycle: it holds the folder's lock (``vad.run_lock``) from start to end, saves
@@ -30,7 +30,7 @@ from vad.cli import USER_ERRORS, UserError, log_to_files, override, user_errors
 from vad.config import check_dim, input_dim, validate
 from vad.data.loading import load_data
 from vad.detection.calibration import store_calibrations
-from vad.evaluation import Evaluator, load_learner, subset
+from vad.evaluation import Evaluator, build_part, load_network, subset
 from vad.io import write_json, write_text
 from vad.rerun import command
 from vad.results import describe, write_results
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from vad.data.features import Splits
     from vad.datamodule import MILDataModule
     from vad.epoch_end import EpochEnd
-    from vad.lit_module import MILModule
+    from vad.lit_module import MethodModule
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +78,10 @@ def flat_hparams(cfg: DictConfig) -> dict:
     return flat
 
 
-def build(cfg: DictConfig, splits: Splits) -> tuple[MILModule, MILDataModule]:
+def build(cfg: DictConfig, splits: Splits) -> tuple[MethodModule, MILDataModule]:
+    """The method's LightningModule (``method.module``, given ``method.network`` and
+    ``method.loss``) and the datamodule serving ``method.inputs``."""
     from vad.datamodule import MILDataModule
-    from vad.lit_module import MILModule
 
     if not len(splits.test) and cfg.data.val_source == "train_holdout":
         log.info("no test videos: every epoch is evaluated on the training hold-out only "
@@ -88,16 +89,25 @@ def build(cfg: DictConfig, splits: Splits) -> tuple[MILModule, MILDataModule]:
     datamodule = MILDataModule(
         splits, batch_size=int(cfg.data.batch_size), eval_batch_size=int(cfg.data.eval_batch_size),
         val_source=cfg.data.val_source, holdout_fraction=float(cfg.data.holdout_fraction),
-        seed=int(cfg.seed), use_movement=cfg.movement.name != "none", protocol=cfg.eval.protocol)
-    module = MILModule(
-        input_dim=input_dim(cfg), dropout=float(cfg.model.dropout),
-        loss=OmegaConf.to_container(cfg.loss, resolve=True),
+        seed=int(cfg.seed), use_movement=cfg.movement.name != "none", protocol=cfg.eval.protocol,
+        crops=cfg.method.inputs.crops)
+    method = OmegaConf.to_container(cfg.method, resolve=True)
+    module = build_part(method["module"], "method.module")(
+        input_dim=input_dim(cfg), network=method["network"], loss=method["loss"],
         optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True),
         scheduler=OmegaConf.to_container(cfg.scheduler, resolve=True) if cfg.scheduler else None,
         movement_k=float(cfg.movement.k), run=OmegaConf.to_container(cfg, resolve=True),
         evaluator=Evaluator.from_config(cfg, splits.test, subset(splits.train, datamodule.holdout_rows)
                                         if datamodule.val_source == "train_holdout" else None))
     return module, datamodule
+
+
+def check_method(cfg: DictConfig) -> None:
+    """Build the method's network and loss once before any data are read, so that a wrong
+    argument (``method.network.dropout=1.5``, a typo in a key) fails at once, naming the key."""
+    method = OmegaConf.to_container(cfg.method, resolve=True)
+    build_part(method["network"], "method.network", input_dim=input_dim(cfg))
+    build_part(method["loss"], "method.loss")
 
 
 def set_threads(threads) -> None:
@@ -199,6 +209,7 @@ def train(cfg: DictConfig) -> dict:
 def _train(cfg: DictConfig, run_dir: Path, started: float, state: RunState) -> dict:
     set_threads(cfg.get("threads"))
     write_text(run_dir / "config_resolved.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    check_method(cfg)
     if cfg.ckpt_path:  # before reading the data: a checkpoint that cannot resume fails at once
         resumed = read_checkpoint(cfg.ckpt_path)
         check_dim(int(resumed["hyper_parameters"]["input_dim"]), input_dim(cfg),
@@ -238,12 +249,12 @@ def _train(cfg: DictConfig, run_dir: Path, started: float, state: RunState) -> d
                        float(cfg.movement.k) if cfg.movement.at_test else 0.0, int(cfg.data.eval_batch_size))
     # The final evaluations are plain torch (vad.evaluation), as vad.evaluate scores a checkpoint.
     evaluator, batch_size = module.evaluator, int(cfg.data.eval_batch_size)
-    last_eval = evaluator.run(module.learner, batch_size)
+    last_eval = evaluator.run(module.network, batch_size)
     last = {"epoch": trainer.current_epoch - 1, **last_eval.summary()}
 
     best_path = checkpoint.best_model_path or None
     best_ckpt = read_checkpoint(best_path) if best_path else None
-    tested = evaluator.run(load_learner(best_ckpt), batch_size) if best_ckpt else last_eval
+    tested = evaluator.run(load_network(best_ckpt), batch_size) if best_ckpt else last_eval
     # Without test videos the hold-out's video AUC is the best checkpoint's only number ("test": None).
     scored = tested.metrics if tested.metrics is not None else tested.summary()
     best = {"epoch": int(best_ckpt["epoch"]) if best_ckpt else last["epoch"], "selected_by": "val/auc",

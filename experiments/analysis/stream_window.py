@@ -55,8 +55,8 @@ def causal_scores(detector, snippets: np.ndarray, counts: np.ndarray, streams, w
     for count in counts:
         scorer = StreamScorer(streams, window)
         rows = snippets[offset:offset + count]
-        inputs = np.stack([scorer.window_feature({s: rows[t:t + 1, i * dims:(i + 1) * dims]
-                                                  for i, s in enumerate(streams)}) for t in range(count)])
+        inputs = np.stack([scorer.window_input({s: rows[t:t + 1, i * dims:(i + 1) * dims]
+                                                for i, s in enumerate(streams)}) for t in range(count)])
         out.append(detector.score_windows(inputs))
         offset += count
     return np.concatenate(out)
@@ -88,7 +88,7 @@ def main() -> None:
         result = train(cfg)
         detector = Detector.from_checkpoint(result["best"]["checkpoint"])
         test = load_data(cfg).test
-        offline = Evaluator(test, "segments").run(detector.learner).metrics["auc"]
+        offline = Evaluator(test, "segments").run(detector.network).metrics["auc"]
         snippets = compose([f"data.fraction={args.fraction}", f"modality={args.modality}", "eval.protocol=snippets"],
                            out / "snippets")
         test = load_data(snippets, need_train=False).test

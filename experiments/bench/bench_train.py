@@ -85,8 +85,9 @@ class PlainTrainer:
     the Lightning path is compared with."""
 
     def __init__(self, cfg: DictConfig, splits: Splits, datamodule: MILDataModule):
-        self.learner = Learner(input_dim(cfg), float(cfg.model.dropout))
-        self.criterion = MILRankingLoss(**OmegaConf.to_container(cfg.loss))
+        method = OmegaConf.to_container(cfg.method)
+        self.learner = Learner(input_dim(cfg), float(method["network"]["dropout"]))
+        self.criterion = MILRankingLoss(**{k: v for k, v in method["loss"].items() if k != "_target_"})
         self.optimizer = instantiate(cfg.optimizer)(self.learner.parameters())
         self.scheduler = instantiate(cfg.scheduler)(self.optimizer)
         self.features = splits.train.features

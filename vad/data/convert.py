@@ -1,25 +1,32 @@
-"""From a layout's raw per-video array to the 32-segment features training uses."""
+"""From a layout's raw per-video array to the segment features training uses."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from vad.constants import CROP_MODES, N_SEGMENTS
-from vad.pooling import pool_segments
+from vad.pooling import SULTANI, Pooling
 
 SHOWN_SEGMENTS = 8  # all-zero segment indices named before "..."
 
 
-def to_segments(raw: np.ndarray, kind: str, crops: str = "mean", crop: int = 0) -> np.ndarray:
-    """(C', 32, D) float32 segments of one video and stream.
+def to_segments(raw: np.ndarray, kind: str, crops: str = "mean", crop: int = 0,
+                pooling: Pooling = SULTANI) -> np.ndarray:
+    """(C', S, D) float32 segments of one video and stream (S = ``pooling.segments``).
 
     ``kind="segments"``: ``raw`` is (32, D), returned as (1, 32, D) unchanged (already pooled).
     ``kind="clips"``: ``raw`` is (T, C, D); ``crops="mean"`` averages the crops of each snippet
     then pools (C' = 1), ``"one"`` pools crop ``crop`` alone (C' = 1), ``"all"`` pools every crop
-    as its own bag (C' = C). Pooling is Sultani's binning with L2 normalisation.
+    as its own bag (C' = C). ``pooling`` is the method's (default: Sultani's binning with L2
+    normalisation); features already pooled (``kind="segments"``) serve Sultani's pooling only.
     """
     raw = np.asarray(raw)
     if kind == "segments":
+        if pooling != SULTANI:
+            raise ValueError(f"these features are already pooled into Sultani's {N_SEGMENTS} L2-normalised "
+                             f"segments, but the method trains on {pooling.tag} segments "
+                             "(method.inputs): use per-snippet features (a clip layout, or a store "
+                             "prepared with keep_snippets=all), or method=mil")
         if raw.ndim != 2 or raw.shape[0] != N_SEGMENTS:
             raise ValueError(f"expected ({N_SEGMENTS}, D) segment features, found {raw.shape}")
         return raw.astype(np.float32, copy=False)[None]
@@ -28,13 +35,13 @@ def to_segments(raw: np.ndarray, kind: str, crops: str = "mean", crop: int = 0) 
     if raw.ndim != 3:
         raise ValueError(f"expected (snippets, crops, D) clip features, found {raw.shape}")
     if crops == "mean":
-        return pool_segments(raw.mean(axis=1, dtype=np.float64))[None]
+        return pooling(raw.mean(axis=1, dtype=np.float64))[None]
     if crops == "one":
         if not 0 <= crop < raw.shape[1]:
             raise ValueError(f"crop={crop} but the features have {raw.shape[1]} crops")
-        return pool_segments(raw[:, crop])[None]
+        return pooling(raw[:, crop])[None]
     if crops == "all":
-        return np.stack([pool_segments(raw[:, c]) for c in range(raw.shape[1])])
+        return np.stack([pooling(raw[:, c]) for c in range(raw.shape[1])])
     raise ValueError(f"crops must be one of {CROP_MODES}, found {crops!r}")
 
 

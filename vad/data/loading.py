@@ -16,6 +16,7 @@ from vad.cli import UserError
 from vad.config import check_dim, input_dim
 from vad.constants import NORMAL
 from vad.data import load_splits
+from vad.pooling import Pooling
 from vad.types import Video
 
 if TYPE_CHECKING:
@@ -31,7 +32,8 @@ def load_data(cfg: DictConfig, need_train: bool = True) -> Splits:
     (``need_train=False``: a store of test videos only will do)."""
     streams = tuple(cfg.modality.streams)
     splits = load_splits(cfg.data, streams, cfg.extractor.name, int(cfg.extractor.dim),
-                         snippets=cfg.eval.protocol == "snippets", need_train=need_train)
+                         snippets=cfg.eval.protocol == "snippets", need_train=need_train,
+                         pooling=Pooling.of(cfg.method.inputs))
     check_dim(splits.feature_dim, input_dim(cfg), f"data={cfg.data.name}", cfg)
     if cfg.movement.name != "none" and not splits.has_movement:
         raise ValueError(f"movement={cfg.movement.name} needs movement values, but data={cfg.data.name} "

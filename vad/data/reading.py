@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vad.constants import N_SEGMENTS
 from vad.data.convert import to_segments, value_problems
+from vad.pooling import SULTANI, Pooling
 from vad.data.features import Splits, make_splits
 from vad.data.layouts.base import Layout, UnreadableFile
 from vad.types import Entry
@@ -83,7 +83,8 @@ def _list_checks(entries: list[Entry], report: Report, dedupe: bool) -> list[Ent
 
 
 def read_layout(layout: Layout, streams: tuple[str, ...], dim: int | None, crops: str = "mean",
-                crop: int = 0, dedupe: bool = False, keep: bool = True) -> tuple[Report, Splits | None]:
+                crop: int = 0, dedupe: bool = False, keep: bool = True,
+                pooling: Pooling = SULTANI) -> tuple[Report, Splits | None]:
     """One pass over every video and stream: validate, convert to segments, preload.
 
     ``dim`` is the expected per-stream dimension (None: take it from the first file).
@@ -114,11 +115,11 @@ def read_layout(layout: Layout, streams: tuple[str, ...], dim: int | None, crops
             except ValueError as err:
                 report.error("wrong shapes", str(err))
                 continue
-            seg = to_segments(raw, layout.kind, crops, crop)  # (C, 32, D)
+            seg = to_segments(raw, layout.kind, crops, crop, pooling)  # (C, S, D)
             if dim is None:
                 dim = seg.shape[-1]
-            if seg.shape[1:] != (N_SEGMENTS, dim) or (out is not None and len(seg) != out.shape[1]):
-                report.error("wrong shapes", f"{where}: expected ({N_SEGMENTS}, {dim}) {stream} features "
+            if seg.shape[1:] != (pooling.segments, dim) or (out is not None and len(seg) != out.shape[1]):
+                report.error("wrong shapes", f"{where}: expected ({pooling.segments}, {dim}) {stream} features "
                                              f"after conversion, found {seg.shape[1:]} ({len(seg)} "
                                              "crops); pick the extractor the features were made with")
                 continue
@@ -126,7 +127,7 @@ def read_layout(layout: Layout, streams: tuple[str, ...], dim: int | None, crops
                 report.error(kind, f"{where}: {detail}")
             if keep and report.ok:
                 if out is None:
-                    out = np.empty((len(entries), len(seg), N_SEGMENTS, dim * len(streams)), dtype=np.float32)
+                    out = np.empty((len(entries), len(seg), pooling.segments, dim * len(streams)), dtype=np.float32)
                 out[row, :, :, s_index * dim:(s_index + 1) * dim] = seg
     for kind, details in report.warnings.items():
         log.warning("%s: %d, e.g. %s", kind, len(details), details[0])

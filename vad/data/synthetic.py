@@ -16,6 +16,7 @@ generated on its own and cached once (written to a temp file, then renamed).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -26,10 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vad.constants import CLASSES, CLIP_FRAMES, N_SEGMENTS
-from vad.data.features import FeatureSet, Splits, stack_streams
+from vad.constants import CLASSES, CLIP_FRAMES
+from vad.data.features import Splits, make_splits, stack_streams
 from vad.data.ucf_crime import catalogue
-from vad.pooling import pool_segments
+from vad.pooling import SULTANI, Pooling, pool_segments
 from vad.types import Video
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ VISIBILITY = {
 }
 STREAM_IDS = {"RGB": 1, "FLOW": 2}
 EXTRACTOR_IDS = {"I3D": 1, "C3D": 2}
+CROP_NOISE = 0.3  # extra noise of crops 1.. over crop 0 (data.crops > 1)
 PROGRESS_EVERY_S = 5.0  # seconds between progress log lines of a generation (~35 s at full size)
 
 
@@ -112,12 +114,18 @@ def stream_patterns(seed: int, extractor: str, stream: str, dim: int) -> dict[st
 
 
 def snippet_features(layout: Layout, index: int, seed: int, extractor: str, stream: str,
-                     patterns: dict[str, torch.Tensor], gen: torch.Generator) -> torch.Tensor:
-    """(T, D) ReLU snippet features of one video and stream, T = frames // 16 (at least 1)."""
+                     patterns: dict[str, torch.Tensor], gen: torch.Generator, crop: int = 0) -> torch.Tensor:
+    """(T, D) ReLU snippet features of one video and stream, T = frames // 16 (at least 1).
+    ``crop`` k > 0 is another view of the same snippets: crop 0 plus ``CROP_NOISE`` noise of its own
+    (as the ten crops of a real video differ a little)."""
     n_clips = max(1, layout.video.frames // CLIP_FRAMES)
-    gen.manual_seed(int(seed) * 1_000_003 + int(index) * 101 + STREAM_IDS[stream] * 7
-                    + EXTRACTOR_IDS[extractor])
+    seed_of_video = (int(seed) * 1_000_003 + int(index) * 101 + STREAM_IDS[stream] * 7
+                     + EXTRACTOR_IDS[extractor])
+    gen.manual_seed(seed_of_video)
     x = torch.empty(n_clips, patterns["busy"].shape[0]).normal_(0.0, NOISE[extractor], generator=gen)
+    if crop:
+        gen.manual_seed(seed_of_video + 7919 * crop)
+        x.add_(torch.empty_like(x).normal_(0.0, CROP_NOISE, generator=gen))
     x += patterns["scenes"][layout.scene] - BIAS
     busy = torch.from_numpy(_coverage(layout.busy, n_clips).astype(np.float32))
     x.addr_(busy, patterns["busy"], alpha=BUSY_GAIN)
@@ -145,33 +153,38 @@ class Progress:
 
 
 def generate_stream(layouts: list[Layout], indices: np.ndarray, seed: int, extractor: str,
-                    stream: str, out: np.ndarray) -> None:
-    """Fill ``out`` (N, 32, D) with the pooled features of one stream."""
-    patterns = stream_patterns(seed, extractor, stream, out.shape[2])
+                    stream: str, out: np.ndarray, pooling: Pooling = SULTANI) -> None:
+    """Fill ``out`` (N, C, S, D) with the features of one stream, each crop pooled by ``pooling``."""
+    patterns = stream_patterns(seed, extractor, stream, out.shape[-1])
     gen = torch.Generator()
     progress = Progress(f"synthetic {extractor} {stream} features", len(layouts))
     for row, (layout, index) in enumerate(zip(layouts, indices)):
-        out[row] = pool_segments(snippet_features(layout, index, seed, extractor, stream, patterns, gen).numpy())
+        for crop in range(out.shape[1]):
+            out[row, crop] = pooling(snippet_features(layout, index, seed, extractor, stream, patterns, gen,
+                                                      crop).numpy())
         progress.update(row + 1)
 
 
 def generate_snippets(layouts: list[Layout], indices: np.ndarray, seed: int, extractor: str,
-                      stream: str, out: np.ndarray) -> None:
-    """Fill ``out`` (sum of T, D) with the unpooled snippet features of the videos, in order."""
+                      stream: str, out: np.ndarray, crops: int = 1) -> None:
+    """Fill ``out`` (sum of T, D) with the unpooled snippet features of the videos, in order (the
+    mean over ``crops`` crops, as a store keeps them)."""
     patterns = stream_patterns(seed, extractor, stream, out.shape[1])
     gen = torch.Generator()
     progress = Progress(f"synthetic {extractor} {stream} test snippets", len(layouts))
     offset = 0
     for row, (layout, index) in enumerate(zip(layouts, indices)):
-        x = snippet_features(layout, index, seed, extractor, stream, patterns, gen).numpy()
-        out[offset:offset + len(x)] = x
+        x = sum(snippet_features(layout, index, seed, extractor, stream, patterns, gen, crop)
+                for crop in range(crops)) / crops
+        out[offset:offset + len(x)] = x.numpy()
         offset += len(x)
         progress.update(row + 1)
 
 
-def generate_movement(layouts: list[Layout], indices: np.ndarray, seed: int) -> np.ndarray:
-    """(N, 32) movement values: a per-video motion level raised by busy and anomalous moments."""
-    out = np.empty((len(layouts), N_SEGMENTS), dtype=np.float32)
+def generate_movement(layouts: list[Layout], indices: np.ndarray, seed: int,
+                      pooling: Pooling = SULTANI) -> np.ndarray:
+    """(N, S) movement values: a per-video motion level raised by busy and anomalous moments."""
+    out = np.empty((len(layouts), pooling.segments), dtype=np.float32)
     for row, (layout, index) in enumerate(zip(layouts, indices)):
         rng = np.random.default_rng([seed, int(index), 13])
         n_clips = max(1, layout.video.frames // CLIP_FRAMES)
@@ -179,7 +192,7 @@ def generate_movement(layouts: list[Layout], indices: np.ndarray, seed: int) -> 
         if layout.video.label:
             level += 2.0 * layout.intensity * _coverage(layout.video.spans, n_clips)
         motion = layout.motion * level * rng.lognormal(0.0, 0.3, n_clips)
-        out[row] = pool_segments(motion[:, None], normalise=False)[:, 0]
+        out[row] = pool_segments(motion[:, None], pooling.segments, normalise=False, bins=pooling.bins)[:, 0]
     return out
 
 
@@ -209,55 +222,66 @@ def _cached(path: Path, make) -> Path:
     return path
 
 
-def load(cfg, streams: tuple[str, ...], extractor: str, dim: int, snippets: bool = False) -> Splits:
+def load(cfg, streams: tuple[str, ...], extractor: str, dim: int, snippets: bool = False,
+         pooling: Pooling = SULTANI) -> Splits:
     """Reader for ``data=synthetic``: the full-size (or ``fraction``) synthetic UCF-Crime.
 
-    ``snippets`` also provides the test videos' unpooled snippet features (snippets protocol).
+    ``snippets`` also provides the test videos' unpooled snippet features (snippets protocol);
+    ``pooling`` is the method's; ``data.crops`` > 1 gives every video that many crops (training
+    crops are bags of their video, test crops are scored apart and averaged).
     """
     if extractor not in EXTRACTOR_IDS:
         raise ValueError(f"synthetic data has extractors {sorted(EXTRACTOR_IDS)}, found {extractor!r}")
-    seed, fraction = int(cfg.seed), float(cfg.fraction)
+    seed, fraction, crops = int(cfg.seed), float(cfg.fraction), int(cfg.crops)
     if not 0 < fraction <= 1:
         raise ValueError(f"data.fraction must be in (0, 1], found {fraction}")
+    if crops < 1:
+        raise ValueError(f"data.crops must be >= 1, found {crops}")
     train, test = catalogue()
     indices = np.concatenate([select(train, fraction, seed, 0), select(test, fraction, seed, len(train))])
     everything = train + test
     layouts = [make_layout(everything[i], int(i), seed, i < len(train)) for i in indices]
     key = hashlib.sha1(indices.tobytes()).hexdigest()[:10]
+    # Sultani's pooling of one crop keeps the names of the caches made before methods had their own.
+    variant = "" if pooling == SULTANI and crops == 1 else f"-{pooling.tag}-crops{crops}"
     cache = Path(os.path.expanduser(str(cfg.cache_dir)))
 
     started = time.perf_counter()
     parts = []
     for stream in streams:
-        path = cache / f"synthetic-v{VERSION}-seed{seed}-{extractor}{dim}-{stream}-{key}.npy"
+        path = cache / f"synthetic-v{VERSION}-seed{seed}-{extractor}{dim}-{stream}-{key}{variant}.npy"
 
         def make(tmp, stream=stream):
+            shape = (len(indices), crops, pooling.segments, dim)
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
-                                            shape=(len(indices), N_SEGMENTS, dim))
-            generate_stream(layouts, indices, seed, extractor, stream, out)
+                                            shape=shape if crops > 1 else (shape[0],) + shape[2:])
+            generate_stream(layouts, indices, seed, extractor, stream, out.reshape(shape), pooling)
             out.flush()
             del out
 
         parts.append(_cached(path, make))
-    movement_path = cache / f"synthetic-v{VERSION}-seed{seed}-movement-{key}.npy"
+    moves = "" if pooling == SULTANI else f"-{pooling.tag}"
+    movement_path = cache / f"synthetic-v{VERSION}-seed{seed}-movement-{key}{moves}.npy"
 
     def make_movement(tmp):
         with open(tmp, "wb") as fh:
-            np.save(fh, generate_movement(layouts, indices, seed))
+            np.save(fh, generate_movement(layouts, indices, seed, pooling))
 
-    movement = torch.from_numpy(np.load(_cached(movement_path, make_movement)))
-    features = stack_streams(parts)
+    movement = np.load(_cached(movement_path, make_movement))
+    features = stack_streams(parts).numpy()
     n_train = int(np.sum(indices < len(train)))
     test_snippets, counts = None, None
     if snippets:
         counts = np.array([max(1, lay.video.frames // CLIP_FRAMES) for lay in layouts[n_train:]])
         flat = []
+        crops_tag = f"-crops{crops}" if crops > 1 else ""
         for stream in streams:
-            path = cache / f"synthetic-v{VERSION}-seed{seed}-{extractor}{dim}-{stream}-{key}-test-snippets.npy"
+            path = (cache / f"synthetic-v{VERSION}-seed{seed}-{extractor}{dim}-{stream}-{key}-test-snippets"
+                    f"{crops_tag}.npy")
 
             def make_snippets(tmp, stream=stream):
                 out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(int(counts.sum()), dim))
-                generate_snippets(layouts[n_train:], indices[n_train:], seed, extractor, stream, out)
+                generate_snippets(layouts[n_train:], indices[n_train:], seed, extractor, stream, out, crops)
                 out.flush()
                 del out
 
@@ -268,10 +292,9 @@ def load(cfg, streams: tuple[str, ...], extractor: str, dim: int, snippets: bool
     videos = [layout.video for layout in layouts]
     # Training spans are hidden: the learner sees only video labels, as with real data.
     train_videos = [Video(v.path, v.cls, v.frames) for v in videos[:n_train]]
-    return Splits(
-        train=FeatureSet(train_videos, features[:n_train], movement[:n_train]),
-        test=FeatureSet(videos[n_train:], features[n_train:], movement[n_train:], test_snippets, counts),
-        description=f"SYNTHETIC UCF-Crime ({extractor} {'+'.join(streams)}, seed {seed}, "
-                    f"fraction {fraction:g}): not real video features",
-        synthetic=True,
-    )
+    splits = make_splits(
+        features.reshape(len(indices), crops, pooling.segments, -1), train_videos, videos[n_train:],
+        description=f"SYNTHETIC UCF-Crime ({extractor} {'+'.join(streams)}, seed {seed}, fraction "
+                    f"{fraction:g}{f', {crops} crops' if crops > 1 else ''}): not real video features",
+        movement=movement, snippets=test_snippets, snippet_counts=counts)
+    return dataclasses.replace(splits, synthetic=True)

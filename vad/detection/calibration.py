@@ -95,10 +95,10 @@ def store_calibrations(paths, train: FeatureSet, movement_k: float = 0.0, batch_
     """Add each checkpoint's calibration (from its own learner) to the checkpoint files at
     ``paths``, rewritten atomically; called by ``vad.train`` at the end of training."""
     from vad.checkpoint import read, write
-    from vad.evaluation import load_learner
+    from vad.evaluation import load_network
 
     for path in dict.fromkeys(str(p) for p in paths if p):
         checkpoint = read(path)
-        checkpoint[KEY] = calibrate(load_learner(checkpoint), train, movement_k, batch_size)
+        checkpoint[KEY] = calibrate(load_network(checkpoint), train, movement_k, batch_size)
         write(Path(path), checkpoint)
         log.info("calibration from %d %s stored in %s", checkpoint[KEY]["videos"], SOURCE, path)

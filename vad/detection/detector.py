@@ -4,15 +4,18 @@ The checkpoint decides everything about the features: the extractor (C3D or I3D)
 of its modality (concatenated in the modality's order, RGB first), and whether the movement term
 is added to test scores (``movement.at_test``). Two ways to score:
 
-* ``mode=video`` (:meth:`Detector.video_scores`): a whole file's clip features pooled to 32
-  segments exactly as ``vad.extract`` + training do, so the frame scores equal those of
-  ``vad.extract`` + ``vad.evaluate`` for the same video; a score exists only once the video ends.
-* ``mode=stream`` (:class:`StreamScorer` + :meth:`Detector.score_windows`): causal; each clip
-  is scored when its 16th frame arrives, from the L2-normalised mean feature of the last
-  ``window`` clips (one "segment" of ``window`` clips, as training's segments average about
-  ``clips / 32`` clips each), with an optional causal moving average of the scores. The movement
-  term (a ratio between consecutive 32-video segments) has no streaming counterpart and is
-  left out.
+* ``mode=video`` (:meth:`Detector.video_scores`): a whole file's clip features pooled to
+  segments exactly as ``vad.extract`` + training do (the method's pooling, ``method.inputs``), or
+  scored per snippet for a checkpoint evaluated so (``eval.protocol=snippets``), so the frame
+  scores equal those of ``vad.extract`` + ``vad.evaluate`` for the same video; a score exists
+  only once the video ends.
+* ``mode=stream`` (:class:`StreamScorer` + :meth:`Detector.score_windows`): causal methods only
+  (``method.causal``); each clip is scored when its 16th frame arrives, from the mean feature of
+  the last ``window`` clips (one "segment" of ``window`` clips, as training's segments average
+  about ``clips / 32`` clips each; L2-normalised when the method's segments are), preceded by the
+  ``receptive_field - 1`` windows before it for a network that looks back (a causal temporal
+  convolution), with an optional causal moving average of the scores. The movement term (a ratio
+  between consecutive 32-video segments) has no streaming counterpart and is left out.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import numpy as np
 from vad.cli import UserError
 from vad.detection.calibration import KEY as CALIBRATION_KEY
 from vad.detection.calibration import segment_frames
-from vad.pooling import pool_segments
+from vad.pooling import SULTANI, Pooling, pool_segments
 
 if TYPE_CHECKING:
     from torch import nn
@@ -45,9 +48,9 @@ def expand_frames(segment_scores: np.ndarray, frames: int) -> np.ndarray:
 
 @dataclass
 class Detector:
-    """The learner of a checkpoint with what its features need (see the module doc)."""
+    """The network of a checkpoint with what its features need (see the module doc)."""
 
-    learner: nn.Module  # eval mode, on its device
+    network: nn.Module  # eval mode, on its device
     extractor: str  # C3D | I3D
     streams: tuple[str, ...]  # in the modality's order
     modality: str  # RGB | FLOW | TWO
@@ -55,7 +58,10 @@ class Detector:
     movement_k: float  # added times the movement change to video-mode scores (movement.at_test)
     calibration: dict | None  # see vad.detection.calibration; None for older checkpoints
     checkpoint: str
-    causal: bool = True  # MIL scores a clip from past clips only
+    method: str = "mil"
+    causal: bool = True  # whether a score depends on past and present clips only (method.causal)
+    pooling: Pooling = SULTANI  # the method's segments (method.inputs)
+    protocol: str = "segments"  # eval.protocol of the run: segments, or snippets scored whole
 
     @classmethod
     def from_checkpoint(cls, path, device="cpu") -> "Detector":
@@ -63,7 +69,7 @@ class Detector:
         (``auto``, ``cpu``, ``cuda``...)."""
         from vad.checkpoint import read
         from vad.device import resolve_device
-        from vad.evaluation import load_learner
+        from vad.evaluation import load_network
 
         checkpoint = read(path)
         run = checkpoint["hyper_parameters"]["run"]
@@ -77,9 +83,19 @@ class Detector:
         movement = run["movement"]
         name = None if movement["name"] == "none" else str(movement["name"])
         k = float(movement["k"]) if movement.get("at_test") and name else 0.0
-        learner = load_learner(checkpoint).to(resolve_device(device))
-        return cls(learner, extractor, tuple(str(s).upper() for s in run["modality"]["streams"]),
-                   str(run["modality"]["name"]), name, k, checkpoint.get(CALIBRATION_KEY), str(path))
+        network = load_network(checkpoint).to(resolve_device(device))
+        method = run["method"]
+        inputs = method["inputs"]
+        return cls(network, extractor, tuple(str(s).upper() for s in run["modality"]["streams"]),
+                   str(run["modality"]["name"]), name, k, checkpoint.get(CALIBRATION_KEY), str(path),
+                   str(method["name"]), bool(method["causal"]),
+                   Pooling(int(inputs["segments"]), bool(inputs["normalise"]), str(inputs["bins"])),
+                   str(run["eval"]["protocol"]))
+
+    @property
+    def receptive_field(self) -> int:
+        """Windows a causal network looks at to score the last one (1: each alone)."""
+        return int(getattr(self.network, "receptive_field", 1))
 
     # ------------------------------------------------------------------ extraction
     def trained_on(self) -> str:
@@ -152,17 +168,21 @@ class Detector:
 
     # ------------------------------------------------------------------ scoring
     def segment_features(self, video: VideoFeatures) -> np.ndarray:
-        """(32, D) float32 input of a whole video: per stream the crops averaged, pooled to 32
-        L2-normalised segments; streams concatenated in the modality's order."""
+        """(S, D) float32 input of a whole video: per stream the crops averaged, pooled by the
+        method (Sultani: 32 L2-normalised segments), or the (T, D) snippets themselves with
+        ``eval.protocol=snippets``; streams concatenated in the modality's order."""
         missing = [s for s in self.streams if s not in video.features]
         if missing:
             raise ValueError(f"the video's features have streams {sorted(video.features)}, this checkpoint "
                              f"needs {list(self.streams)}")
-        return np.concatenate([pool_segments(np.asarray(video.features[s]).mean(axis=1, dtype=np.float64))
-                               for s in self.streams], axis=1)
+        snippets = [np.asarray(video.features[s]).mean(axis=1, dtype=np.float64) for s in self.streams]
+        if self.protocol == "snippets":
+            return np.concatenate(snippets, axis=1).astype(np.float32)
+        return np.concatenate([self.pooling(x) for x in snippets], axis=1)
 
     def video_scores(self, video: VideoFeatures) -> tuple[np.ndarray, np.ndarray]:
-        """``mode=video``: (32,) segment scores and (F,) frame scores of a whole video."""
+        """``mode=video``: (S,) segment (or T snippet) scores and (F,) frame scores of a whole
+        video."""
         import torch
 
         from vad.evaluation import score_rows
@@ -176,41 +196,48 @@ class Detector:
                 raise ValueError("this checkpoint adds the movement term at test (movement.at_test): the "
                                  "pipeline must compute movement values (pipeline_options())")
             movement = movement_change(torch.as_tensor(movement_segments(video.movement))[None])
-        segments = score_rows(self.learner, self.segment_features(video)[None], movement, self.movement_k)[0]
+        segments = score_rows(self.network, self.segment_features(video)[None], movement, self.movement_k)[0]
         return segments, expand_frames(segments, video.frames)
 
     def score_windows(self, features: np.ndarray) -> np.ndarray:
-        """``mode=stream``: (B, D) window features (:meth:`StreamScorer.window_feature`) -> (B,)
-        float32 scores."""
+        """``mode=stream``: (B, R, D) inputs (:meth:`StreamScorer.window_input`, R =
+        :attr:`receptive_field`) -> (B,) float32 scores of their last windows."""
         from vad.evaluation import score_rows
 
-        return score_rows(self.learner, np.asarray(features, dtype=np.float32))
+        return score_rows(self.network, np.asarray(features, dtype=np.float32))[:, -1]
 
 
 class StreamScorer:
     """Per source, the causal input of each clip (``mode=stream``): the mean of the last
-    ``window`` clips' features, L2-normalised per stream as :func:`vad.pooling.pool_segments`
-    does per segment, streams concatenated; ``smooth`` averages the last ``smoothing`` scores."""
+    ``window`` clips' features, L2-normalised per stream (``normalise``) as
+    :func:`vad.pooling.pool_segments` does per segment, streams concatenated, after the
+    ``receptive_field - 1`` windows before it (zeros before the stream began, as a causal
+    convolution pads); ``smooth`` averages the last ``smoothing`` scores."""
 
-    def __init__(self, streams, window: int, smoothing: int = 1):
+    def __init__(self, streams, window: int, smoothing: int = 1, normalise: bool = True,
+                 receptive_field: int = 1):
         if int(window) < 1:
             raise ValueError(f"window={window}: expected a number of clips >= 1")
         if int(smoothing) < 1:
             raise ValueError(f"smoothing={smoothing}: expected a number of clip scores >= 1 (1: none)")
         self.streams = tuple(streams)
-        self.window, self.smoothing = int(window), int(smoothing)
+        self.window, self.smoothing, self.normalise = int(window), int(smoothing), bool(normalise)
         self._clips = {s: deque(maxlen=self.window) for s in self.streams}
+        self._windows: deque = deque(maxlen=int(receptive_field))
         self._scores: deque = deque(maxlen=self.smoothing)
 
-    def window_feature(self, clip_features: dict[str, np.ndarray]) -> np.ndarray:
-        """Push one clip's ``{stream: (C, D)}`` features (crops averaged); return the (D_total,)
-        float32 input of the window ending with it."""
+    def window_input(self, clip_features: dict[str, np.ndarray]) -> np.ndarray:
+        """Push one clip's ``{stream: (C, D)}`` features (crops averaged); return the (R, D_total)
+        float32 input whose last row is the window ending with it."""
         parts = []
         for stream in self.streams:
             clip = np.asarray(clip_features[stream])
             self._clips[stream].append(clip.reshape(-1, clip.shape[-1]).mean(axis=0, dtype=np.float64))
-            parts.append(pool_segments(np.stack(self._clips[stream]), n_segments=1)[0])
-        return np.concatenate(parts)
+            parts.append(pool_segments(np.stack(self._clips[stream]), n_segments=1, normalise=self.normalise)[0])
+        self._windows.append(np.concatenate(parts))
+        rows = np.zeros((self._windows.maxlen, len(self._windows[-1])), dtype=np.float32)
+        rows[-len(self._windows):] = np.stack(self._windows)
+        return rows
 
     def smooth(self, score: float) -> float:
         """The mean of the last ``smoothing`` scores, this one included."""

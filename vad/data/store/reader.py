@@ -13,7 +13,8 @@ import numpy as np
 
 from vad.cli import override
 from vad.constants import N_SEGMENTS
-from vad.data.store.format import PARTIAL, open_existing, partial_path, text, texts
+from vad.data.store.format import KEEP_ALL, PARTIAL, open_existing, partial_path, stored_options, text, texts
+from vad.pooling import SULTANI, Pooling
 from vad.types import Video
 
 log = logging.getLogger(__name__)
@@ -55,14 +56,16 @@ def open_store(path, key: str = "data.path") -> tuple[h5py.File, Path]:
 
 
 def load(data_cfg, streams: tuple[str, ...], extractor_dim: int, snippets: bool = False,
-         need_train: bool = True):
+         need_train: bool = True, pooling: Pooling = SULTANI):
     """Reader for ``data=store``: the 32-segment features of ``streams`` (concatenated in that
     order) for every video, preloaded into one float32 array (train videos first).
 
     ``snippets`` also loads the test videos' per-snippet features (stores prepared with
     ``keep_snippets=true``) into ``test.snippets`` (sum of T, D x streams) and
     ``test.snippet_counts``, for the snippets evaluation protocol. ``need_train=False``
-    (evaluation) accepts a store without training videos (an empty training set).
+    (evaluation) accepts a store without training videos (an empty training set). A method
+    pooling otherwise than Sultani (``pooling``) pools the snippets of a store that keeps them for
+    every video (``keep_snippets=all``).
     """
     import torch
 
@@ -83,7 +86,11 @@ def load(data_cfg, streams: tuple[str, ...], extractor_dim: int, snippets: bool 
                              "`python -m vad.evaluate ckpt_path=... data=store "
                              f"{override('data.path', path)}`")
         order = np.concatenate([train_rows, test_rows]).astype(int)
-        features, movement = _read_segments(f, path, index, order, streams, dim)
+        if pooling == SULTANI:
+            features, movement = _read_segments(f, path, index, order, streams, dim)
+        else:
+            features, movement = _pooled_snippets(f, path, [index["names"][i] for i in order], streams,
+                                                  dim, pooling), None
         test_snippets, counts = None, None
         if snippets:
             test_snippets, counts = _read_snippets(f, path, [index["names"][i] for i in test_rows],
@@ -186,6 +193,19 @@ def _read_segments(f: h5py.File, path: Path, index: dict, order: np.ndarray,
             move_space.select_hyperslab((row, 0), (1, N_SEGMENTS))
             dset.read(move_space, dset.get_space(), movement)
     return features, movement
+
+
+def _pooled_snippets(f: h5py.File, path: Path, names: list[str], streams, dim: int,
+                     pooling: Pooling) -> np.ndarray:
+    """(N, 1, S, dim x streams) segments pooled by ``pooling`` from the named videos' snippets."""
+    if stored_options(f)["keep_snippets"] != KEEP_ALL:
+        raise ValueError(f"the method trains on {pooling.tag} segments (method.inputs), which store "
+                         f"{path} cannot give: it keeps Sultani's 32 segments and no snippets of its "
+                         "training videos; prepare it again with keep_snippets=all (vad.prepare or "
+                         "vad.extract), or use method=mil")
+    flat, counts = _read_snippets(f, path, names, streams, dim, True, "clips")
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    return np.stack([pooling(flat[a:b]) for a, b in zip(bounds[:-1], bounds[1:])])[:, None]
 
 
 def _read_snippets(f: h5py.File, path: Path, names: list[str], streams, dim: int,
