@@ -154,8 +154,9 @@ class BNWVADNetwork(nn.Module):
     crops of the products).
 
     Training mode: the batch MUST be ``cat([normal, anomalous])``, equal halves (the official
-    train.py builds it so; the selection below, the loss's normal term and the BatchNorm
-    statistics rely on it). Returns a dict:
+    train.py builds it so; the selection below and the loss's normal term rely on it; the
+    BatchNorm layers normalise with, and update their running statistics from, both halves
+    together, as the official ones do). Returns a dict:
     ``scores`` (B, T) the head's probabilities; ``anchors``/``variances`` per BatchNorm layer its
     running mean/var AFTER this batch's update (the official forward reads them after the head ran);
     ``normals``/``anomalous`` per layer the selected (K, C) normal and anomalous features.
