@@ -153,7 +153,8 @@ def _hand_bce(mean_normal: float, mean_anomalous: float) -> float:
 def test_loss_is_bce_of_the_sigmoid_of_the_top_k_mean_logit_averaged_over_videos():
     logits = torch.tensor([NORMAL, ANOMALOUS], dtype=torch.float64)
     total, terms = TopKLoss()({"logits": logits}, torch.tensor([0.0, 1.0], dtype=torch.float64))
-    expected = _hand_bce((2.0 + 1.0) / 2, (3.0 - 1.0) / 2)  # (log(1 + e^1.5) + log(1 + e^-1)) / 2 = (1.70141 + 0.31326) / 2
+    # (log(1 + e^1.5) + log(1 + e^-1)) / 2 = (1.70141 + 0.31326) / 2
+    expected = _hand_bce((2.0 + 1.0) / 2, (3.0 - 1.0) / 2)
     assert total.item() == pytest.approx(expected, rel=1e-12)
     assert total.item() == pytest.approx(1.007337, abs=1e-6)
     assert set(terms) == {"bce"} and terms["bce"].item() == total.item()
