@@ -52,8 +52,11 @@ class MethodModule(pl.LightningModule):
             self.log(f"train/{name}", value, on_step=False, on_epoch=True, batch_size=batch_size)
 
     def validation_step(self, batch, batch_idx, dataloader_idx=0):
-        k = self.evaluator.movement_k
+        evaluator = self.evaluator
+        k = evaluator.movement_k
         scores = score(self.network, batch[0], batch[1] if k and len(batch) > 1 else None, k)
+        if dataloader_idx == 0 and evaluator.has_test and evaluator.protocol == "snippets":
+            scores = scores.flatten()  # one video's T snippet scores: concatenated, as Evaluator.matrix reads
         self._scores.setdefault(dataloader_idx, []).append(scores.detach().float().cpu())
 
     def on_validation_epoch_end(self):

@@ -51,6 +51,11 @@ class TopKNetwork(nn.Module):
             if isinstance(module, (nn.Linear, nn.Conv1d)):
                 nn.init.xavier_uniform_(module.weight)
 
+    @property
+    def receptive_field(self) -> int:
+        """Snippets a score depends on (itself and those before it): what a stream scorer feeds."""
+        return max(1, self.causal_window)
+
     def forward(self, x: Tensor):
         if x.dim() != 3:
             raise ValueError(f"TopKNetwork expects (B, T, D) snippet features, found shape {tuple(x.shape)}")
