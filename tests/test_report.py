@@ -193,3 +193,13 @@ def test_cli(sweep, tmp_path):
     missing = subprocess.run([sys.executable, "-m", "vad.report", str(tmp_path / "nowhere")],
                              cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1 and "does not exist" in missing.stderr
+
+
+def test_test_selected_is_the_epoch_of_the_highest_test_auc():
+    from vad.report import test_selected
+
+    history = [{"epoch": 0, "auc": 0.61, "ap": 0.2}, {"epoch": 1, "auc": 0.74, "ap": 0.3},
+               {"epoch": 2, "auc": 0.74, "ap": 0.5}, {"epoch": 3, "auc": 0.70, "ap": 0.6},
+               {"epoch": 4, "loss": 0.3}]  # an epoch without evaluation
+    assert test_selected(history) == {"epoch": 1, "auc": 0.74, "ap": 0.3}  # the first of equal AUCs
+    assert test_selected([{"epoch": 0, "loss": 1.0}]) is None and test_selected([]) is None

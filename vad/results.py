@@ -17,9 +17,9 @@ if TYPE_CHECKING:
 
 
 def describe(cfg, splits: Splits) -> dict:
-    """The fields every ``metrics.json`` starts with: which data, modality and extractor."""
+    """The fields every ``metrics.json`` starts with: which data, modality, extractor and method."""
     return {"data": splits.description, "synthetic": splits.synthetic,
-            "modality": cfg.modality.name, "extractor": cfg.extractor.name}
+            "modality": cfg.modality.name, "extractor": cfg.extractor.name, "method": cfg.method.name}
 
 
 def score_arrays(evaluation: Evaluation) -> dict[str, np.ndarray]:
