@@ -114,3 +114,38 @@ def test_real_sultani_features_unit_norm_non_negative():
     np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1.0, atol=1e-3)
     # pooling 32 already-normalised segments into 32 is the identity up to float32 + renormalisation
     np.testing.assert_allclose(pool_segments(feats), feats, atol=1e-3)
+
+
+def process_feat(feat: np.ndarray, length: int) -> np.ndarray:
+    """RTFM's and UR-DMU's pooling, written from their description: truncated linspace edges,
+    the mean of each bin, the bin's first snippet where it is empty, no normalisation."""
+    edges = np.linspace(0, len(feat), length + 1).astype(int)
+    out = np.zeros((length, feat.shape[1]))
+    for i in range(length):
+        out[i] = feat[edges[i]:edges[i + 1]].mean(axis=0) if edges[i] != edges[i + 1] else feat[edges[i]]
+    return out
+
+
+@pytest.mark.parametrize("n", [1, 5, 31, 32, 33, 199, 200, 201, 777])
+@pytest.mark.parametrize("length", [32, 200])
+def test_floor_bins_without_normalisation_are_the_rtfm_family_pooling(n, length):
+    from vad.pooling import Pooling
+
+    clips = np.random.default_rng(n).random((n, 6)).astype(np.float32)
+    np.testing.assert_allclose(Pooling(length, False, "floor")(clips), process_feat(clips, length), rtol=1e-6)
+
+
+def test_floor_and_round_edges_differ_where_a_bin_edge_is_past_a_half():
+    # 45 snippets in 32 bins: edge 1 is 45/32 = 1.41 (1 either way), edge 3 is 4.22, edge 11 is 15.47,
+    # edge 5 is 7.03; edge 2 is 2.81: round -> 3, floor -> 2.
+    assert segment_bounds(45, 32)[2] == 3 and segment_bounds(45, 32, "floor")[2] == 2
+    assert segment_bounds(45, 32, "floor")[-1] == 45 and segment_bounds(45, 32, "floor")[0] == 0
+
+
+def test_a_pooling_with_unknown_bins_or_no_segments_is_refused():
+    from vad.pooling import Pooling
+
+    with pytest.raises(ValueError, match=r"method.inputs.bins='ceil': expected one of \('round', 'floor'\)"):
+        Pooling(32, True, "ceil")
+    with pytest.raises(ValueError, match="method.inputs.segments=0: expected >= 1"):
+        Pooling(0)

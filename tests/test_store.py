@@ -341,6 +341,26 @@ def test_load_errors(tmp_path, entries):
         store.load(data_cfg(not_store), ("RGB",), DIM)
 
 
+def test_a_method_pooling_otherwise_pools_the_snippets_a_store_keeps(tmp_path, entries):
+    from vad.pooling import Pooling
+
+    layout = ClipsLayout(tmp_path, entries)
+    pooling = Pooling(5, False, "floor")  # RTFM-family pooling, 5 segments (tiny videos here)
+    kept = store.write(layout, tmp_path / "all.h5", keep_snippets="all", progress=False).path
+    splits = store.load(data_cfg(kept), ("RGB", "FLOW"), DIM, pooling=pooling)
+    features = np.concatenate([splits.train.features.numpy(), splits.test.features.numpy()])
+    assert features.shape == (len(entries), 5, 2 * DIM)
+    for i in range(len(entries)):  # the crop mean of every snippet, then floor bins, no L2
+        snippets = np.concatenate([layout.raw(i, s).mean(axis=1) for s in ("RGB", "FLOW")], axis=1)
+        edges = np.linspace(0, len(snippets), 6).astype(int)
+        expected = [snippets[a:b].mean(axis=0) if b > a else snippets[a] for a, b in zip(edges[:-1], edges[1:])]
+        np.testing.assert_allclose(features[i], np.stack(expected), rtol=1e-5)
+    test_only = store.write(layout, tmp_path / "test.h5", keep_snippets=True, progress=False).path
+    with pytest.raises(ValueError, match=r"trains on 5-floor segments \(method.inputs\), which store .* cannot "
+                                         r"give: .*prepare it again with keep_snippets=all"):
+        store.load(data_cfg(test_only), ("RGB",), DIM, pooling=pooling)
+
+
 def test_every_crop_is_its_own_training_bag(tmp_path, entries):
     """crops=all: each training crop is a bag of its video; test videos keep (C, 32, D)."""
     layout = ClipsLayout(tmp_path, entries)
