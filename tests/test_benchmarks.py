@@ -152,6 +152,7 @@ def test_bench_methods_tiny(cache_dir, tmp_path):
     for name, r in methods.items():
         assert keys <= set(r), f"{name}: missing {keys - set(r)}"
         assert r["batch"] == 4 and len(r["steady_steps_s"]["framework"]) == len(r["steady_steps_s"]["plain"]) == 1
+        assert (r["peak_rss_mb"] is None) == (name != "mil")  # --tiny probes the first method's memory only
         assert r["ratio"] == pytest.approx(r["step_ms_framework"] / r["step_ms_plain"], rel=1e-6)
         assert r["epoch_s"] == pytest.approx(r["steps_per_epoch"] * r["step_ms_framework"] / 1e3, rel=1e-6)
         assert r["official_s_estimate"] == pytest.approx(r["official_steps"] * r["step_ms_framework"] / 1e3,

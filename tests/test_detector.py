@@ -108,15 +108,25 @@ def test_stream_scorer_window_mean_l2_and_causal_smoothing():
         StreamScorer(("RGB",), window=0)
 
 
-def test_stream_scorer_gives_a_look_back_network_its_past_windows_zero_padded():
-    rng = np.random.default_rng(2)
-    clips = [{"RGB": rng.random((1, 4))} for _ in range(4)]
-    scorer = StreamScorer(("RGB",), window=1, normalise=False, receptive_field=3)
-    inputs = [scorer.window_input(clip) for clip in clips]
-    assert all(x.shape == (3, 4) for x in inputs)
-    np.testing.assert_array_equal(inputs[0][:2], 0)  # before the stream began
-    np.testing.assert_allclose(inputs[0][2], clips[0]["RGB"][0], atol=1e-6)  # not L2-normalised
-    np.testing.assert_allclose(inputs[3], np.stack([c["RGB"][0] for c in clips[1:4]]), atol=1e-6)
+def test_a_look_back_method_streams_the_scores_it_gives_a_whole_video(tmp_path, cache_dir):
+    # Top-k MIL with a causal convolution over 3 snippets, trained on raw (not L2) segments and
+    # scored per snippet: streamed clip by clip (window 1) it gives the whole video's scores.
+    ckpt = make_checkpoint(tmp_path / "topk.ckpt", ["method=topk_mil", "method.network.causal_window=3",
+                                                    "extractor=I3D", "modality=RGB"], 6, seed=4)
+    detector = Detector.from_checkpoint(ckpt)
+    assert detector.method == "topk_mil" and detector.causal and detector.receptive_field == 3
+    assert detector.protocol == "snippets" and not detector.pooling.normalise
+    raw = {"RGB": np.random.default_rng(5).random((9, 2, 6)).astype(np.float32)}
+    snippets, frames = detector.video_scores(VideoFeatures(raw, None, 9 * 16 + 3, 30.0))
+    with torch.no_grad():
+        expected = detector.network(torch.from_numpy(raw["RGB"].mean(axis=1))[None])[0].numpy()
+    np.testing.assert_allclose(snippets, expected, atol=1e-6)
+    assert snippets.shape == (9,) and frames.shape == (9 * 16 + 3,) and frames[16] == snippets[1]
+    scorer = StreamScorer(detector.streams, window=1, normalise=False, receptive_field=3)
+    inputs = [scorer.window_input({"RGB": raw["RGB"][t]}) for t in range(9)]
+    assert [len(x) for x in inputs] == [1, 2, 3, 3, 3, 3, 3, 3, 3]
+    streamed = [detector.score_windows(x[None])[0] for x in inputs]
+    np.testing.assert_allclose(streamed, expected, atol=1e-6)
     with pytest.raises(ValueError, match="smoothing=0"):
         StreamScorer(("RGB",), window=2, smoothing=0)
 

@@ -22,8 +22,9 @@ ten, but ten crops of the full data are 2.5 GB+ and ten times the time per step.
 Usage: ``VAD_CACHE_DIR=/tmp/vad_bench_cache python experiments/bench/bench_methods.py
 [--methods mil,rtfm] [--steps N] [--rounds N] [--fraction F] [--crops C] [--out DIR] [--tiny]``;
 the JSON goes to ``DIR/bench_methods.json``. ``--tiny`` (5 % of the videos, batches of 4, RTFM
-on 2 crops to exercise its crop axis, 3 steps, one round) runs in well under a minute for all
-five methods and prints the same table: it keeps the benchmark working, its numbers mean nothing.
+on 2 crops to exercise its crop axis, 3 steps, one round, the memory of the first method only)
+runs in about a minute for all five methods and prints the same table: it keeps the benchmark
+working, its numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -216,8 +217,11 @@ def run(args: list[str]) -> None:
         sys.exit(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
 
 
-def bench_method(method: str, args: argparse.Namespace, steps: int, warmup: int, rounds: int, work: Path) -> dict:
-    """Every measurement of one method; its data are freed before the memory probe starts."""
+def bench_method(method: str, args: argparse.Namespace, steps: int, warmup: int, rounds: int, work: Path,
+                 memory_probe_too: bool = True) -> dict:
+    """Every measurement of one method; its data are freed before the memory probe starts (none
+    without ``memory_probe_too``: ``--tiny`` probes the first method only, each probe being a
+    fresh process that imports Lightning)."""
     data = overrides(method, args.fraction, args.crops, args.tiny) + (
         [f"threads={args.threads}"] if args.threads is not None else [])
     cfg = make_cfg(data, work / method / "run")
@@ -232,18 +236,23 @@ def bench_method(method: str, args: argparse.Namespace, steps: int, warmup: int,
     features = feature_bytes(splits)
     del splits, datamodule
     gc.collect()
-    memory = bench_memory(data, work / method)
+    memory = bench_memory(data, work / method) if memory_probe_too else None
     step_s = timed["median_s"]["framework"]
-    added = 1024 * (memory["peak_kib"] - memory["baseline_kib"])
+    added = 1024 * (memory["peak_kib"] - memory["baseline_kib"]) if memory else None
     return {"step_ms_framework": 1e3 * step_s, "step_ms_plain": 1e3 * timed["median_s"]["plain"],
             "ratio": timed["ratio"], "round_ratios": timed["round_ratios"],
             "steady_steps_s": timed["steady_steps_s"],
             "steps_per_epoch": steps_per_epoch, "epoch_s": steps_per_epoch * step_s,
             "official_steps": official, "official_s_estimate": official * step_s,
-            "peak_rss_mb": memory["peak_kib"] / 1024, "baseline_rss_mb": memory["baseline_kib"] / 1024,
-            "feature_mb": features / 2**20, "peak_over_features": added / features,
+            "peak_rss_mb": memory["peak_kib"] / 1024 if memory else None,
+            "baseline_rss_mb": memory["baseline_kib"] / 1024 if memory else None,
+            "feature_mb": features / 2**20, "peak_over_features": added / features if memory else None,
             "eval_s": eval_s, "eval_protocol": cfg.eval.protocol, "batch": batch,
             "inputs": {**OmegaConf.to_container(cfg.method.inputs, resolve=True), "data_crops": int(cfg.data.crops)}}
+
+
+def _maybe(value, decimals: int) -> str:
+    return "–" if value is None else f"{value:.{decimals}f}"
 
 
 def table(results: dict) -> str:
@@ -257,8 +266,8 @@ def table(results: dict) -> str:
         inputs = f"{i['segments']} seg, {i['bins']}, {'L2' if i['normalise'] else 'raw'}, crops {i['crops']} x{i['data_crops']}"
         rows.append([name, str(r["batch"]), inputs, f"{r['step_ms_framework']:.1f}", f"{r['step_ms_plain']:.1f}",
                      f"{r['ratio']:.3f}", str(r["steps_per_epoch"]), f"{r['epoch_s']:.1f}", str(r["official_steps"]),
-                     f"{r['official_s_estimate']:.0f}", f"{r['peak_rss_mb']:.0f}", f"{r['feature_mb']:.0f}",
-                     f"{r['peak_over_features']:.2f}", f"{r['eval_s']:.2f}"])
+                     f"{r['official_s_estimate']:.0f}", _maybe(r["peak_rss_mb"], 0), f"{r['feature_mb']:.0f}",
+                     _maybe(r["peak_over_features"], 2), f"{r['eval_s']:.2f}"])
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
@@ -301,11 +310,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_methods_work_") as tmp:
         for method in methods:
             started = time.perf_counter()
-            results["methods"][method] = bench_method(method, args, steps, warmup, rounds, Path(tmp))
+            results["methods"][method] = bench_method(method, args, steps, warmup, rounds, Path(tmp),
+                                                      memory_probe_too=not args.tiny or method == methods[0])
             print(f"{method}: measured in {time.perf_counter() - started:.0f} s", flush=True)
     if args.tiny:
-        print("--tiny: 5% of the videos, batches of 4, 3 steps, 1 round; the numbers only show that "
-              "the benchmark runs")
+        print("--tiny: 5% of the videos, batches of 4, 3 steps, 1 round, the memory of the first method "
+              "only; the numbers only show that the benchmark runs")
     print(f"synthetic UCF-Crime I3D RGB (1024-d), data.fraction={results['fraction']}, each method's official "
           f"config; {rounds} round(s) x {steps} steps per kind, first {warmup} of each run dropped; torch threads "
           f"{results['torch_threads']}")

@@ -200,7 +200,7 @@ class Detector:
         return segments, expand_frames(segments, video.frames)
 
     def score_windows(self, features: np.ndarray) -> np.ndarray:
-        """``mode=stream``: (B, R, D) inputs (:meth:`StreamScorer.window_input`, R =
+        """``mode=stream``: (B, R', D) inputs (:meth:`StreamScorer.window_input`, R' <=
         :attr:`receptive_field`) -> (B,) float32 scores of their last windows."""
         from vad.evaluation import score_rows
 
@@ -211,8 +211,8 @@ class StreamScorer:
     """Per source, the causal input of each clip (``mode=stream``): the mean of the last
     ``window`` clips' features, L2-normalised per stream (``normalise``) as
     :func:`vad.pooling.pool_segments` does per segment, streams concatenated, after the
-    ``receptive_field - 1`` windows before it (zeros before the stream began, as a causal
-    convolution pads); ``smooth`` averages the last ``smoothing`` scores."""
+    ``receptive_field - 1`` windows before it (fewer at the stream's start: the network pads them
+    as it pads the start of a whole video); ``smooth`` averages the last ``smoothing`` scores."""
 
     def __init__(self, streams, window: int, smoothing: int = 1, normalise: bool = True,
                  receptive_field: int = 1):
@@ -227,17 +227,15 @@ class StreamScorer:
         self._scores: deque = deque(maxlen=self.smoothing)
 
     def window_input(self, clip_features: dict[str, np.ndarray]) -> np.ndarray:
-        """Push one clip's ``{stream: (C, D)}`` features (crops averaged); return the (R, D_total)
-        float32 input whose last row is the window ending with it."""
+        """Push one clip's ``{stream: (C, D)}`` features (crops averaged); return the (R', D_total)
+        float32 input, R' <= R, whose last row is the window ending with it."""
         parts = []
         for stream in self.streams:
             clip = np.asarray(clip_features[stream])
             self._clips[stream].append(clip.reshape(-1, clip.shape[-1]).mean(axis=0, dtype=np.float64))
             parts.append(pool_segments(np.stack(self._clips[stream]), n_segments=1, normalise=self.normalise)[0])
         self._windows.append(np.concatenate(parts))
-        rows = np.zeros((self._windows.maxlen, len(self._windows[-1])), dtype=np.float32)
-        rows[-len(self._windows):] = np.stack(self._windows)
-        return rows
+        return np.stack(self._windows).astype(np.float32)
 
     def smooth(self, score: float) -> float:
         """The mean of the last ``smoothing`` scores, this one included."""
