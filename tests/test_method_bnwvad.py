@@ -13,7 +13,8 @@ from omegaconf import OmegaConf
 
 from tests.conftest import CONF
 from vad.losses.bnwvad import BNWVADLoss
-from vad.models.bnwvad import BNWVADNetwork, temporal_prior
+from vad.models.bnwvad import BNWVADNetwork
+from vad.models.translayer import distance_kernel
 
 D = 1024  # the official input: I3D RGB, 1024-d
 
@@ -102,7 +103,7 @@ def test_temporal_prior_by_hand():
                     [math.exp(-2 / e), math.exp(-1 / e), 1]])
     # the official divides entry (i, j) by the sum of row j (a broadcast over the last axis)
     expected = raw / raw.sum(axis=1)[None, :]
-    np.testing.assert_allclose(temporal_prior(3, dtype=torch.float64).numpy(), expected, rtol=1e-12)
+    np.testing.assert_allclose(distance_kernel(3, dtype=torch.float64).numpy(), expected, rtol=1e-12)
 
 
 def test_candidate_selection_by_hand():

@@ -13,7 +13,8 @@ import torch
 from omegaconf import OmegaConf
 
 from vad.losses.urdmu import URDMULoss
-from vad.models.urdmu import MemoryUnit, URDMUNetwork, distance_kernel
+from vad.models.translayer import distance_kernel
+from vad.models.urdmu import MemoryUnit, URDMUNetwork
 
 CONFIG = Path(__file__).resolve().parents[1] / "conf" / "method" / "urdmu.yaml"
 OUTPUT_SHAPES = {"scores": "B T", "A_att": "h T", "N_att": "h T", "A_Natt": "h T", "N_Aatt": "h T",

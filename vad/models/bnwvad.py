@@ -16,96 +16,10 @@ Module names follow the official ones, so an official state dict loads as is.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
-
-class _Embedding(nn.Module):
-    """Conv1d(D, dim, kernel 3, padding 1) + ReLU over time (model.py: Temporal)."""
-
-    def __init__(self, input_dim: int, dim: int):
-        super().__init__()
-        self.conv_1 = nn.Sequential(nn.Conv1d(input_dim, dim, kernel_size=3, stride=1, padding=1), nn.ReLU())
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.conv_1(x.transpose(1, 2)).transpose(1, 2)
-
-
-class _PreNorm(nn.Module):
-    """LayerNorm, then ``fn`` (translayer.py: PreNorm)."""
-
-    def __init__(self, dim: int, fn: nn.Module):
-        super().__init__()
-        self.norm = nn.LayerNorm(dim)
-        self.fn = fn
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fn(self.norm(x))
-
-
-class _FeedForward(nn.Module):
-    """Linear -> GELU -> Dropout -> Linear -> Dropout (translayer.py: FeedForward)."""
-
-    def __init__(self, dim: int, hidden_dim: int, dropout: float):
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(dim, hidden_dim), nn.GELU(), nn.Dropout(dropout),
-                                 nn.Linear(hidden_dim, dim), nn.Dropout(dropout))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
-
-
-def temporal_prior(n: int, device=None, dtype=None) -> Tensor:
-    """(n, n) fixed attention of the official second branch: ``exp(-|i - j| / e)`` divided by
-    the sum of row ``j`` (translayer.py: Attention.forward divides the (n, n) matrix by its
-    ``sum(-1)``, which broadcasts over the LAST axis, so it is column ``j`` that is divided by
-    ``S_j``; rows do not sum to 1 except far from the video's ends). Reproduced as is."""
-    pos = torch.arange(n, device=device, dtype=dtype)
-    prior = torch.exp(-(pos[None, :] - pos[:, None]).abs() / math.e)
-    return prior / prior.sum(-1)
-
-
-class _Attention(nn.Module):
-    """Two attention branches per head, concatenated (translayer.py: Attention): softmax(q k^T /
-    sqrt(dim_head)) v, and a fixed distance prior (:func:`temporal_prior`) applied to a fourth
-    projection t; per head the outputs are [softmax branch, prior branch], heads concatenated,
-    then Linear(2 * heads * dim_head, dim) and Dropout."""
-
-    def __init__(self, dim: int, heads: int, dim_head: int, dropout: float):
-        super().__init__()
-        inner = heads * dim_head
-        self.heads = heads
-        self.scale = dim_head ** -0.5
-        self.to_qkv = nn.Linear(dim, 4 * inner, bias=False)
-        self.to_out = nn.Sequential(nn.Linear(2 * inner, dim), nn.Dropout(dropout))
-
-    def forward(self, x: Tensor) -> Tensor:
-        b, n, _ = x.shape
-        q, k, v, t = (part.reshape(b, n, self.heads, -1).transpose(1, 2)
-                      for part in self.to_qkv(x).chunk(4, dim=-1))  # each (b, heads, n, dim_head)
-        attn = torch.softmax(q @ k.transpose(-1, -2) * self.scale, dim=-1)
-        prior = temporal_prior(n, device=x.device, dtype=x.dtype)
-        out = torch.cat([attn @ v, prior @ t], dim=-1)  # (b, heads, n, 2 * dim_head)
-        return self.to_out(out.transpose(1, 2).reshape(b, n, -1))
-
-
-class _Transformer(nn.Module):
-    """``depth`` pre-norm blocks, ``x = attn(x) + x; x = ff(x) + x`` (translayer.py: Transformer)."""
-
-    def __init__(self, dim: int, depth: int, heads: int, dim_head: int, mlp_dim: int, dropout: float):
-        super().__init__()
-        self.layers = nn.ModuleList(
-            nn.ModuleList([_PreNorm(dim, _Attention(dim, heads, dim_head, dropout)),
-                           _PreNorm(dim, _FeedForward(dim, mlp_dim, dropout))])
-            for _ in range(depth))
-
-    def forward(self, x: Tensor) -> Tensor:
-        for attn, ff in self.layers:
-            x = attn(x) + x
-            x = ff(x) + x
-        return x
+from vad.models.translayer import Embedding, Transformer
 
 
 class _NormalHead(nn.Module):
@@ -171,8 +85,8 @@ class BNWVADNetwork(nn.Module):
         self.ratio_sample = ratio_sample
         self.ratio_batch = ratio_batch
         self.bounded = bounded
-        self.embedding = _Embedding(input_dim, dim)
-        self.selfatt = _Transformer(dim, depth, heads, dim_head, mlp_dim, dropout)
+        self.embedding = Embedding(input_dim, dim)
+        self.selfatt = Transformer(dim, depth, heads, dim_head, mlp_dim, dropout)
         self.normal_head = _NormalHead(dim, tuple(ratios), tuple(kernel_sizes))
 
     def forward(self, x: Tensor):
