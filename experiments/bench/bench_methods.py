@@ -48,6 +48,7 @@ from omegaconf import DictConfig, OmegaConf
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from experiments.bench.bench_train import vm_rss_kib  # noqa: E402
 from tests.conftest import make_cfg  # noqa: E402  (composes as the CLI, ${hydra:...} resolved)
 from vad.config import input_dim  # noqa: E402
 from vad.data.features import Splits  # noqa: E402
@@ -179,14 +180,6 @@ def feature_bytes(splits: Splits) -> int:
     """Bytes of the loaded feature tensors: train and test, their snippets included."""
     tensors = [t for part in (splits.train, splits.test) for t in (part.features, part.snippets, part.movement)]
     return sum(t.nbytes for t in tensors if t is not None)
-
-
-def vm_rss_kib() -> int:
-    """Current resident set size (VmRSS, KiB) of this process."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 def memory_probe(result_path: Path, data: list[str]) -> None:
