@@ -9,14 +9,14 @@ from omegaconf import DictConfig
 
 from vad.pooling import Pooling
 from vad import schema  # noqa: F401 - registers train.yaml's schemas before @hydra.main composes
-from vad.constants import CROP_INPUTS, N_SEGMENTS, PROTOCOLS, STREAMS, VAL_SOURCES
+from vad.constants import CROP_INPUTS, FIXED_DIMS, N_SEGMENTS, PROTOCOLS, STREAMS, VAL_SOURCES
 
 log = logging.getLogger(__name__)
 
 
 def input_dim(cfg: DictConfig) -> int:
-    """Learner input size: per-stream extractor dimension times the number of streams."""
-    return int(cfg.extractor.dim) * len(cfg.modality.streams)
+    """Network input size: the streams' dimensions summed (the extractor's, 128 for AUDIO)."""
+    return sum(FIXED_DIMS.get(stream, int(cfg.extractor.dim)) for stream in cfg.modality.streams)
 
 
 def validate(cfg: DictConfig) -> None:
@@ -62,7 +62,7 @@ def validate(cfg: DictConfig) -> None:
                         "apply in this run", list(late), max_epochs)
     unknown = set(cfg.modality.streams) - set(STREAMS)
     if unknown:
-        problems.append(f"modality.streams has {sorted(unknown)}: expected RGB and/or FLOW")
+        problems.append(f"modality.streams has {sorted(unknown)}: expected some of {', '.join(STREAMS)}")
     if problems:
         raise ValueError("invalid configuration:\n  - " + "\n  - ".join(problems))
 
@@ -73,5 +73,6 @@ def check_dim(found: int, expected: int, where: str, cfg: DictConfig) -> None:
         raise ValueError(
             f"{where} has feature dimension {found}, but modality={cfg.modality.name} with "
             f"extractor={cfg.extractor.name} expects {expected} "
-            f"({cfg.extractor.dim} x {len(cfg.modality.streams)} streams); pick the modality and "
+            f"({' + '.join(str(FIXED_DIMS.get(s, cfg.extractor.dim)) for s in cfg.modality.streams)} for "
+            f"{'+'.join(cfg.modality.streams)}); pick the modality and "
             "extractor the features were made with")

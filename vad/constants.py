@@ -11,7 +11,9 @@ CLASSES = (
 )
 NORMAL = "Normal"
 
-STREAMS = ("RGB", "FLOW")
+STREAMS = ("RGB", "FLOW", "AUDIO")
+# Streams whose feature dimension does not depend on the extractor: XD-Violence's VGGish audio.
+FIXED_DIMS = {"AUDIO": 128}
 SPLITS = ("train", "test")
 VAL_SOURCES = ("test", "train_holdout")
 PROTOCOLS = ("segments", "snippets")

@@ -22,7 +22,7 @@ from vad.results import describe, write_results
 
 log = logging.getLogger(__name__)
 
-FROM_CHECKPOINT = ("data", "modality", "extractor", "movement", "method")
+FROM_CHECKPOINT = ("dataset", "data", "modality", "extractor", "movement", "method")
 
 
 def overridden_groups(overrides: list[str]) -> set[str]:

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
 
 
 def describe(cfg, splits: Splits) -> dict:
-    """The fields every ``metrics.json`` starts with: which data, modality, extractor and method."""
-    return {"data": splits.description, "synthetic": splits.synthetic,
+    """The fields every ``metrics.json`` starts with: which dataset, data, modality, extractor and
+    method."""
+    return {"dataset": cfg.dataset.name, "data": splits.description, "synthetic": splits.synthetic,
             "modality": cfg.modality.name, "extractor": cfg.extractor.name, "method": cfg.method.name}
 
 
@@ -72,5 +73,7 @@ def write_results(out_dir, evaluation: Evaluation, record: Callable[[], dict], t
         fpr, tpr = roc_points(evaluation.scores, evaluation.truth)
         write_npz(out_dir / "plots" / "roc.npz", fpr=fpr, tpr=tpr, auc=np.float64(metrics["auc"]))
     result = record()
+    if metrics is not None:  # which ground truth the numbers rest on
+        result = {**result, "evaluated": evaluation.provenance()}
     write_json(out_dir / "metrics.json", result)
     return result

@@ -62,6 +62,12 @@ class MethodConf:
 
 
 @dataclass
+class DatasetConf:
+    name: str = MISSING
+    headline: str = MISSING
+
+
+@dataclass
 class MovementConf:
     name: str = MISSING
     k: float = MISSING
@@ -112,6 +118,7 @@ class TrainConf:
     ckpt_path: Optional[str] = MISSING
     eval: EvalConf = field(default_factory=EvalConf)
     paths: PathsConf = field(default_factory=PathsConf)
+    dataset: DatasetConf = field(default_factory=DatasetConf)
     data: Any = MISSING
     modality: ModalityConf = field(default_factory=ModalityConf)
     extractor: ExtractorConf = field(default_factory=ExtractorConf)

@@ -11,14 +11,16 @@ if TYPE_CHECKING:  # importing torch costs seconds; vad.prepare never needs it
 
 
 def load_splits(data_cfg, streams: tuple[str, ...], extractor: str, extractor_dim: int,
-                snippets: bool = False, need_train: bool = True, pooling: Pooling = SULTANI) -> Splits:
+                snippets: bool = False, need_train: bool = True, pooling: Pooling = SULTANI,
+                dataset: str = "ucf_crime") -> Splits:
     """Dispatch on ``data.name``: ``synthetic``, ``store`` or a feature layout read directly
     (validated in one pass); ``snippets`` asks for the test videos' snippet features too;
     ``need_train=False`` (evaluation) accepts a store without training videos; ``pooling`` is
-    the method's (``method.inputs``)."""
+    the method's (``method.inputs``); ``dataset`` the benchmark (``dataset.name``: the synthetic
+    data imitate it)."""
     if data_cfg.name == "synthetic":
         from vad.data import synthetic
-        return synthetic.load(data_cfg, streams, extractor, extractor_dim, snippets, pooling)
+        return synthetic.load(data_cfg, streams, extractor, extractor_dim, snippets, pooling, dataset)
     if data_cfg.name == "store":
         from vad.data import store
         return store.load(data_cfg, streams, extractor_dim, snippets, need_train=need_train, pooling=pooling)

@@ -33,7 +33,7 @@ def load_data(cfg: DictConfig, need_train: bool = True) -> Splits:
     streams = tuple(cfg.modality.streams)
     splits = load_splits(cfg.data, streams, cfg.extractor.name, int(cfg.extractor.dim),
                          snippets=cfg.eval.protocol == "snippets", need_train=need_train,
-                         pooling=Pooling.of(cfg.method.inputs))
+                         pooling=Pooling.of(cfg.method.inputs), dataset=cfg.dataset.name)
     check_dim(splits.feature_dim, input_dim(cfg), f"data={cfg.data.name}", cfg)
     if cfg.movement.name != "none" and not splits.has_movement:
         raise ValueError(f"movement={cfg.movement.name} needs movement values, but data={cfg.data.name} "

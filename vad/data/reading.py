@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vad.constants import FIXED_DIMS
 from vad.data.convert import to_segments, value_problems
 from vad.pooling import SULTANI, Pooling
 from vad.data.features import Splits, make_splits
@@ -87,8 +88,9 @@ def read_layout(layout: Layout, streams: tuple[str, ...], dim: int | None, crops
                 pooling: Pooling = SULTANI) -> tuple[Report, Splits | None]:
     """One pass over every video and stream: validate, convert to segments, preload.
 
-    ``dim`` is the expected per-stream dimension (None: take it from the first file).
-    Returns the report and, when ``keep`` and no error was found, the splits.
+    ``dim`` is the expected per-stream dimension of the extractor's streams (None: take it from
+    the first file); AUDIO has its own (``FIXED_DIMS``). Returns the report and, when ``keep``
+    and no error was found, the splits.
     """
     report = Report(layout.name, str(layout.root))
     present = layout.streams()
@@ -116,19 +118,22 @@ def read_layout(layout: Layout, streams: tuple[str, ...], dim: int | None, crops
                 report.error("wrong shapes", str(err))
                 continue
             seg = to_segments(raw, layout.kind, crops, crop, pooling)  # (C, S, D)
-            if dim is None:
+            if dim is None and stream not in FIXED_DIMS:
                 dim = seg.shape[-1]
-            if seg.shape[1:] != (pooling.segments, dim) or (out is not None and len(seg) != out.shape[1]):
-                report.error("wrong shapes", f"{where}: expected ({pooling.segments}, {dim}) {stream} features "
+            width = FIXED_DIMS.get(stream, dim)
+            if seg.shape[1:] != (pooling.segments, width) or (out is not None and len(seg) != out.shape[1]):
+                report.error("wrong shapes", f"{where}: expected ({pooling.segments}, {width}) {stream} features "
                                              f"after conversion, found {seg.shape[1:]} ({len(seg)} "
                                              "crops); pick the extractor the features were made with")
                 continue
             for kind, detail in value_problems(seg):
                 report.error(kind, f"{where}: {detail}")
             if keep and report.ok:
+                widths = [FIXED_DIMS.get(s, dim) for s in streams]
                 if out is None:
-                    out = np.empty((len(entries), len(seg), pooling.segments, dim * len(streams)), dtype=np.float32)
-                out[row, :, :, s_index * dim:(s_index + 1) * dim] = seg
+                    out = np.empty((len(entries), len(seg), pooling.segments, sum(widths)), dtype=np.float32)
+                start = sum(widths[:s_index])
+                out[row, :, :, start:start + width] = seg
     for kind, details in report.warnings.items():
         log.warning("%s: %d, e.g. %s", kind, len(details), details[0])
     if not keep or not report.ok or out is None:

@@ -1,4 +1,5 @@
-"""Built-in synthetic UCF-Crime: the real splits, frame counts and test spans, fake features.
+"""Built-in synthetic UCF-Crime (and XD-Violence, ShanghaiTech: ``dataset=``): the real splits,
+frame counts and test spans, fake features.
 
 Features are made the way real ones are: one non-negative, sparse (ReLU-like) vector per
 16-frame snippet, pooled to 32 segments with Sultani's bins and L2-normalised. A snippet is
@@ -27,9 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vad.constants import CLASSES, CLIP_FRAMES
+from vad.constants import CLASSES, CLIP_FRAMES, FIXED_DIMS
 from vad.data.features import Splits, make_splits, stack_streams
-from vad.data.ucf_crime import catalogue
 from vad.pooling import SULTANI, Pooling, pool_segments
 from vad.types import Video
 
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 VERSION = 1
 N_SCENES = 24
 # Noise per extractor: C3D features are the weaker ones, as in the literature.
-NOISE = {"I3D": 1.0, "C3D": 1.25}
+NOISE = {"I3D": 1.0, "C3D": 1.25, "I3D_R50": 1.0}
 BIAS = 2.2
 SCENE_DENSITY = 0.25
 ANOMALY_GAIN = 2.0
@@ -49,8 +49,9 @@ VISIBILITY = {
     "RGB":  (0.4, 0.5, 1.3, 0.4, 0.9, 1.3, 0.5, 0.7, 0.8, 0.6, 1.0, 0.9, 1.1),
     "FLOW": (1.1, 0.9, 0.5, 1.2, 0.5, 1.1, 1.3, 1.3, 0.7, 1.1, 0.4, 0.5, 0.6),
 }
-STREAM_IDS = {"RGB": 1, "FLOW": 2}
-EXTRACTOR_IDS = {"I3D": 1, "C3D": 2}
+STREAM_IDS = {"RGB": 1, "FLOW": 2, "AUDIO": 3}
+EXTRACTOR_IDS = {"I3D": 1, "C3D": 2, "I3D_R50": 3}
+DATASET_IDS = {"ucf_crime": 0, "xd_violence": 1, "shanghaitech": 2}
 CROP_NOISE = 0.3  # extra noise of crops 1.. over crop 0 (data.crops > 1)
 PROGRESS_EVERY_S = 5.0  # seconds between progress log lines of a generation (~35 s at full size)
 
@@ -74,6 +75,36 @@ def _random_spans(rng: np.random.Generator, frames: int, count: int, lo: float, 
         start = int(rng.integers(1, frames - length + 2))
         spans.append((start, start + length - 1))
     return tuple(sorted(spans))
+
+
+def visibility(dataset: str, classes: tuple[str, ...], stream: str) -> np.ndarray:
+    """Per-class visibility in ``stream``: UCF-Crime's table for its RGB and FLOW, else drawn
+    once per (dataset, stream) in [0.4, 1.3]."""
+    if dataset == "ucf_crime" and stream in VISIBILITY:
+        return np.asarray(VISIBILITY[stream], dtype=np.float32)
+    rng = np.random.default_rng([DATASET_IDS[dataset], STREAM_IDS[stream], 19])
+    return rng.uniform(0.4, 1.3, len(classes)).astype(np.float32)
+
+
+def fill_lengths(videos: tuple[Video, ...], seed: int, split: int, total_snippets: int | None = None,
+                 like: tuple[Video, ...] = ()) -> list[Video]:
+    """The videos with frames = 16 * T drawn where the shipped files give no length (frames 0):
+    T from the snippet counts of ``like`` (the known ones), or, given ``total_snippets``, those
+    counts scaled so that the drawn ones sum to it exactly (largest remainders)."""
+    unknown = [i for i, v in enumerate(videos) if not v.frames]
+    if not unknown:
+        return list(videos)
+    known = np.array([v.frames // CLIP_FRAMES for v in like or videos if v.frames], dtype=np.int64)
+    rng = np.random.default_rng([seed, split, 23])
+    counts = rng.choice(known, len(unknown)).astype(np.float64)
+    if total_snippets is not None:
+        share = counts / counts.sum() * total_snippets
+        counts = np.floor(share)
+        counts[np.argsort(counts - share)[: int(total_snippets - counts.sum())]] += 1
+    out = list(videos)
+    for i, t in zip(unknown, np.maximum(counts.astype(np.int64), 1)):
+        out[i] = Video(videos[i].path, videos[i].cls, int(t) * CLIP_FRAMES, videos[i].spans)
+    return out
 
 
 def make_layout(video: Video, index: int, seed: int, train: bool) -> Layout:
@@ -101,16 +132,20 @@ def _sparse_pattern(rng: np.random.Generator, n: int, dim: int, density: float) 
     return (mask * rng.uniform(0.8, 2.0, (n, dim))).astype(np.float32)
 
 
-def stream_patterns(seed: int, extractor: str, stream: str, dim: int) -> dict[str, torch.Tensor]:
+def stream_patterns(seed: int, extractor: str, stream: str, dim: int, dataset: str = "ucf_crime",
+                    classes: tuple[str, ...] = CLASSES) -> dict[str, torch.Tensor]:
     """Scene prototypes, class patterns and the busy pattern of one stream."""
-    rng = np.random.default_rng([seed, EXTRACTOR_IDS[extractor], STREAM_IDS[stream], 11])
+    # UCF-Crime's draws come first and alone, as before the other datasets existed.
+    other = [DATASET_IDS[dataset]] if dataset != "ucf_crime" else []
+    rng = np.random.default_rng([seed, EXTRACTOR_IDS[extractor], STREAM_IDS[stream], 11, *other])
     scenes = (rng.random((N_SCENES, dim)) < SCENE_DENSITY) * rng.uniform(1.5, 3.5, (N_SCENES, dim))
     scenes = scenes.astype(np.float32)
-    classes = _sparse_pattern(rng, len(CLASSES), dim, 0.04)
-    classes *= np.asarray(VISIBILITY[stream], dtype=np.float32)[:, None]
+    names = classes
+    classes = _sparse_pattern(rng, len(names), dim, 0.04)
+    classes *= visibility(dataset, names, stream)[:, None]
     busy = 0.6 * classes.mean(axis=0) / classes.mean(axis=0).max() + _sparse_pattern(rng, 1, dim, 0.02)[0]
     return {"scenes": torch.from_numpy(scenes), "classes": torch.from_numpy(classes),
-            "busy": torch.from_numpy(busy.astype(np.float32))}
+            "busy": torch.from_numpy(busy.astype(np.float32)), "names": names}
 
 
 def snippet_features(layout: Layout, index: int, seed: int, extractor: str, stream: str,
@@ -131,7 +166,7 @@ def snippet_features(layout: Layout, index: int, seed: int, extractor: str, stre
     x.addr_(busy, patterns["busy"], alpha=BUSY_GAIN)
     if layout.video.label:
         anomaly = torch.from_numpy(_coverage(layout.video.spans, n_clips).astype(np.float32))
-        pattern = patterns["classes"][CLASSES.index(layout.video.cls)]
+        pattern = patterns["classes"][patterns["names"].index(layout.video.cls)]
         x.addr_(anomaly, pattern, alpha=ANOMALY_GAIN * layout.intensity)
     return torch.relu_(x)
 
@@ -153,9 +188,10 @@ class Progress:
 
 
 def generate_stream(layouts: list[Layout], indices: np.ndarray, seed: int, extractor: str,
-                    stream: str, out: np.ndarray, pooling: Pooling = SULTANI) -> None:
+                    stream: str, out: np.ndarray, pooling: Pooling = SULTANI, dataset: str = "ucf_crime",
+                    classes: tuple[str, ...] = CLASSES) -> None:
     """Fill ``out`` (N, C, S, D) with the features of one stream, each crop pooled by ``pooling``."""
-    patterns = stream_patterns(seed, extractor, stream, out.shape[-1])
+    patterns = stream_patterns(seed, extractor, stream, out.shape[-1], dataset, classes)
     gen = torch.Generator()
     progress = Progress(f"synthetic {extractor} {stream} features", len(layouts))
     for row, (layout, index) in enumerate(zip(layouts, indices)):
@@ -166,10 +202,11 @@ def generate_stream(layouts: list[Layout], indices: np.ndarray, seed: int, extra
 
 
 def generate_snippets(layouts: list[Layout], indices: np.ndarray, seed: int, extractor: str,
-                      stream: str, out: np.ndarray, crops: int = 1) -> None:
+                      stream: str, out: np.ndarray, crops: int = 1, dataset: str = "ucf_crime",
+                      classes: tuple[str, ...] = CLASSES) -> None:
     """Fill ``out`` (sum of T, D) with the unpooled snippet features of the videos, in order (the
     mean over ``crops`` crops, as a store keeps them)."""
-    patterns = stream_patterns(seed, extractor, stream, out.shape[1])
+    patterns = stream_patterns(seed, extractor, stream, out.shape[1], dataset, classes)
     gen = torch.Generator()
     progress = Progress(f"synthetic {extractor} {stream} test snippets", len(layouts))
     offset = 0
@@ -223,13 +260,18 @@ def _cached(path: Path, make) -> Path:
 
 
 def load(cfg, streams: tuple[str, ...], extractor: str, dim: int, snippets: bool = False,
-         pooling: Pooling = SULTANI) -> Splits:
-    """Reader for ``data=synthetic``: the full-size (or ``fraction``) synthetic UCF-Crime.
+         pooling: Pooling = SULTANI, dataset: str = "ucf_crime") -> Splits:
+    """Reader for ``data=synthetic``: the full-size (or ``fraction``) synthetic ``dataset``.
 
     ``snippets`` also provides the test videos' unpooled snippet features (snippets protocol);
     ``pooling`` is the method's; ``data.crops`` > 1 gives every video that many crops (training
-    crops are bags of their video, test crops are scored apart and averaged).
+    crops are bags of their video, test crops are scored apart and averaged). Lengths that no
+    shipped file gives (XD-Violence's training videos, ShanghaiTech's normal ones) are drawn
+    from the known ones (:func:`fill_lengths`); the AUDIO stream is 128-d.
     """
+    from vad.data.datasets import dataset as find_dataset
+
+    info = find_dataset(dataset)
     if extractor not in EXTRACTOR_IDS:
         raise ValueError(f"synthetic data has extractors {sorted(EXTRACTOR_IDS)}, found {extractor!r}")
     seed, fraction, crops = int(cfg.seed), float(cfg.fraction), int(cfg.crops)
@@ -237,31 +279,38 @@ def load(cfg, streams: tuple[str, ...], extractor: str, dim: int, snippets: bool
         raise ValueError(f"data.fraction must be in (0, 1], found {fraction}")
     if crops < 1:
         raise ValueError(f"data.crops must be >= 1, found {crops}")
-    train, test = catalogue()
+    train, test = info.catalogue()
+    classes = info.classes
+    if dataset != "ucf_crime":  # UCF-Crime's lengths are all known
+        train = tuple(fill_lengths(train, seed, 0, like=test))
+        test = tuple(fill_lengths(test, seed, 1, info.unknown_test_snippets))
     indices = np.concatenate([select(train, fraction, seed, 0), select(test, fraction, seed, len(train))])
     everything = train + test
     layouts = [make_layout(everything[i], int(i), seed, i < len(train)) for i in indices]
     key = hashlib.sha1(indices.tobytes()).hexdigest()[:10]
     # Sultani's pooling of one crop keeps the names of the caches made before methods had their own.
     variant = "" if pooling == SULTANI and crops == 1 else f"-{pooling.tag}-crops{crops}"
+    seeded = f"{'' if dataset == 'ucf_crime' else dataset + '-'}seed{seed}"
     cache = Path(os.path.expanduser(str(cfg.cache_dir)))
 
     started = time.perf_counter()
     parts = []
     for stream in streams:
-        path = cache / f"synthetic-v{VERSION}-seed{seed}-{extractor}{dim}-{stream}-{key}{variant}.npy"
+        width = FIXED_DIMS.get(stream, dim)
+        path = cache / f"synthetic-v{VERSION}-{seeded}-{extractor}{width}-{stream}-{key}{variant}.npy"
 
-        def make(tmp, stream=stream):
-            shape = (len(indices), crops, pooling.segments, dim)
+        def make(tmp, stream=stream, width=width):
+            shape = (len(indices), crops, pooling.segments, width)
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
                                             shape=shape if crops > 1 else (shape[0],) + shape[2:])
-            generate_stream(layouts, indices, seed, extractor, stream, out.reshape(shape), pooling)
+            generate_stream(layouts, indices, seed, extractor, stream, out.reshape(shape), pooling, dataset,
+                            classes)
             out.flush()
             del out
 
         parts.append(_cached(path, make))
     moves = "" if pooling == SULTANI else f"-{pooling.tag}"
-    movement_path = cache / f"synthetic-v{VERSION}-seed{seed}-movement-{key}{moves}.npy"
+    movement_path = cache / f"synthetic-v{VERSION}-{seeded}-movement-{key}{moves}.npy"
 
     def make_movement(tmp):
         with open(tmp, "wb") as fh:
@@ -276,12 +325,14 @@ def load(cfg, streams: tuple[str, ...], extractor: str, dim: int, snippets: bool
         flat = []
         crops_tag = f"-crops{crops}" if crops > 1 else ""
         for stream in streams:
-            path = (cache / f"synthetic-v{VERSION}-seed{seed}-{extractor}{dim}-{stream}-{key}-test-snippets"
+            width = FIXED_DIMS.get(stream, dim)
+            path = (cache / f"synthetic-v{VERSION}-{seeded}-{extractor}{width}-{stream}-{key}-test-snippets"
                     f"{crops_tag}.npy")
 
-            def make_snippets(tmp, stream=stream):
-                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(int(counts.sum()), dim))
-                generate_snippets(layouts[n_train:], indices[n_train:], seed, extractor, stream, out, crops)
+            def make_snippets(tmp, stream=stream, width=width):
+                out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(int(counts.sum()), width))
+                generate_snippets(layouts[n_train:], indices[n_train:], seed, extractor, stream, out, crops,
+                                  dataset, classes)
                 out.flush()
                 del out
 
@@ -294,7 +345,7 @@ def load(cfg, streams: tuple[str, ...], extractor: str, dim: int, snippets: bool
     train_videos = [Video(v.path, v.cls, v.frames) for v in videos[:n_train]]
     splits = make_splits(
         features.reshape(len(indices), crops, pooling.segments, -1), train_videos, videos[n_train:],
-        description=f"SYNTHETIC UCF-Crime ({extractor} {'+'.join(streams)}, seed {seed}, fraction "
+        description=f"SYNTHETIC {info.title} ({extractor} {'+'.join(streams)}, seed {seed}, fraction "
                     f"{fraction:g}{f', {crops} crops' if crops > 1 else ''}): not real video features",
         movement=movement, snippets=test_snippets, snippet_counts=counts)
     return dataclasses.replace(splits, synthetic=True)

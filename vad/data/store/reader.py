@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 
 from vad.cli import override
-from vad.constants import N_SEGMENTS
+from vad.constants import FIXED_DIMS, N_SEGMENTS
 from vad.data.store.format import KEEP_ALL, PARTIAL, open_existing, partial_path, stored_options, text, texts
 from vad.pooling import SULTANI, Pooling
 from vad.types import Video
@@ -108,7 +108,7 @@ def load(data_cfg, streams: tuple[str, ...], extractor_dim: int, snippets: bool 
     # Training videos carry no spans (the store keeps them for test videos only).
     train_videos = [video(i, False) for i in train_rows]
     test_videos = [video(i, True) for i in test_rows]
-    _check_values(features, [paths[i] for i in order], path, len(streams))
+    _check_values(features, [paths[i] for i in order], path, stream_columns(streams, dim)[0])
     log.info("store %s: %d videos (%d train, %d test) loaded in %.2f s", path, len(paths),
              len(train_rows), len(test_rows), time.perf_counter() - started)
     return make_splits(
@@ -136,7 +136,7 @@ def _check_streams(f: h5py.File, path: Path, streams: tuple[str, ...], dim: int)
                          f"(missing {missing}): pick {_modality_hint(present)}, or prepare a "
                          "store with those streams")
     dims = dict(zip(present, (int(d) for d in f.attrs["dims"])))
-    wrong = {s: dims[s] for s in streams if dims[s] != dim}
+    wrong = {s: dims[s] for s in streams if dims[s] != FIXED_DIMS.get(s, dim)}
     if wrong:
         raise ValueError(f"store {path} has feature dimension {wrong} per stream, but the "
                          f"extractor expects {dim}: pick the extractor= with "
@@ -165,13 +165,20 @@ def _read_index(f: h5py.File, path: Path) -> dict:
     return columns
 
 
+def stream_columns(streams, dim: int) -> tuple[list[int], list[int]]:
+    """Widths and first columns of the streams concatenated (AUDIO has its own width)."""
+    widths = [FIXED_DIMS.get(s, dim) for s in streams]
+    return widths, [sum(widths[:k]) for k in range(len(widths))]
+
+
 def _read_segments(f: h5py.File, path: Path, index: dict, order: np.ndarray,
                    streams: tuple[str, ...], dim: int):
     """(N, C, 32, D x streams) features in ``order`` and (N, 32) movement values (or None)."""
     names, has_movement = index["names"], index["has_movement"]
     n = len(names)
     bags = h5py.h5d.open(f.id, f"videos/{names[0]}/segments/{streams[0]}".encode()).shape[0] if n else 1
-    features = np.empty((len(order), bags, N_SEGMENTS, dim * len(streams)), dtype=np.float32)
+    widths, starts = stream_columns(streams, dim)
+    features = np.empty((len(order), bags, N_SEGMENTS, sum(widths)), dtype=np.float32)
     movement = np.empty((len(order), N_SEGMENTS), dtype=np.float32) if has_movement else None
     # Low-level reads straight into the destination slices: one HDF5 call per dataset,
     # none of the high-level per-object overhead (1900 videos x 2 streams in ~0.5 s).
@@ -183,10 +190,10 @@ def _read_segments(f: h5py.File, path: Path, index: dict, order: np.ndarray,
         for k, stream in enumerate(streams):
             dset = h5py.h5d.open(fid, f"{base}segments/{stream}".encode())
             file_space = dset.get_space()
-            if file_space.shape != (bags, N_SEGMENTS, dim):
+            if file_space.shape != (bags, N_SEGMENTS, widths[k]):
                 raise ValueError(f"{path}: {base}segments/{stream} has shape {file_space.shape}, "
-                                 f"expected ({bags}, {N_SEGMENTS}, {dim}): prepare the store again")
-            space.select_hyperslab((row, 0, 0, k * dim), (1, bags, N_SEGMENTS, dim))
+                                 f"expected ({bags}, {N_SEGMENTS}, {widths[k]}): prepare the store again")
+            space.select_hyperslab((row, 0, 0, starts[k]), (1, bags, N_SEGMENTS, widths[k]))
             dset.read(space, file_space, features)
         if has_movement:
             dset = h5py.h5d.open(fid, f"{base}movement".encode())
@@ -220,30 +227,35 @@ def _read_snippets(f: h5py.File, path: Path, names: list[str], streams, dim: int
     fid = f.id
     counts = np.empty(len(names), dtype=np.int64)
     for row, name in enumerate(names):
-        shapes = {h5py.h5d.open(fid, f"videos/{name}/snippets/{s}".encode()).shape for s in streams}
-        if len(shapes) != 1:
-            raise ValueError(f"{path}: video group {name} has snippet counts {sorted(shapes)} across "
+        lengths = {h5py.h5d.open(fid, f"videos/{name}/snippets/{s}".encode()).shape[0] for s in streams}
+        if len(lengths) != 1:
+            raise ValueError(f"{path}: video group {name} has snippet counts {sorted(lengths)} across "
                              f"streams {list(streams)}: the streams disagree; prepare the store again")
-        counts[row] = next(iter(shapes))[0]
-    out = np.empty((int(counts.sum()), dim * len(streams)), dtype=np.float32)
+        counts[row] = next(iter(lengths))
+    widths, columns = stream_columns(streams, dim)
+    out = np.empty((int(counts.sum()), sum(widths)), dtype=np.float32)
     space = h5py.h5s.create_simple(out.shape)
     start = 0
     for row, name in enumerate(names):
         for k, stream in enumerate(streams):
             dset = h5py.h5d.open(fid, f"videos/{name}/snippets/{stream}".encode())
             if counts[row]:
-                space.select_hyperslab((start, k * dim), (int(counts[row]), dim))
+                space.select_hyperslab((start, columns[k]), (int(counts[row]), widths[k]))
                 dset.read(space, dset.get_space(), out)
         start += int(counts[row])
     return out, counts
 
 
-def _check_values(features: np.ndarray, paths: list[str], path: Path, n_streams: int) -> None:
-    """NaN/Inf values and all-zero segments of any stream, in one vectorised pass."""
-    per_stream = features.reshape(*features.shape[:3], n_streams, -1)
+def _check_values(features: np.ndarray, paths: list[str], path: Path, widths: list[int]) -> None:
+    """NaN/Inf values and all-zero segments of any stream (``widths``: the streams' columns), one
+    vectorised pass per stream."""
+    edges = np.cumsum([0, *widths])
+    zero = np.zeros(len(features), dtype=bool)
+    for start, end in zip(edges[:-1], edges[1:]):
+        zero |= ~features[..., start:end].any(axis=-1).all(axis=(1, 2))
     problems = []
     for label, bad in (("NaN/Inf values", ~np.isfinite(features).all(axis=(1, 2, 3))),
-                       ("all-zero segments", ~per_stream.any(axis=4).all(axis=(1, 2, 3)))):
+                       ("all-zero segments", zero)):
         rows = np.flatnonzero(bad)
         if rows.size:
             problems.append(f"{label} in {rows.size} videos, e.g. {[paths[r] for r in rows[:5]]}")
