@@ -10,6 +10,7 @@ from vad.data.layouts.base import Layout
 from vad.data.layouts.capstone_h5 import CapstoneH5
 from vad.data.layouts.percrop_npy import PercropNpy
 from vad.data.layouts.seed_npy import SeedNpy
+from vad.data.layouts.sh_i3d import ShI3d
 from vad.data.layouts.sultani_txt import SultaniTxt
 from vad.data.layouts.tencrop_npy import TencropNpy
 
@@ -19,6 +20,7 @@ LAYOUTS: dict[str, type[Layout]] = {
     "capstone_h5": CapstoneH5,
     "tencrop_npy": TencropNpy,
     "percrop_npy": PercropNpy,
+    "sh_i3d": ShI3d,
 }
 
 
