@@ -155,4 +155,5 @@ def test_methods_experiment_reports_last_test_selected_and_holdout_selected(cach
     for column in ("last-epoch AUC", "test-selected AUC", "test-selected AP", "selected by"):
         assert column in table
     rows = [line for line in table.splitlines() if line.startswith("| `method=")]
-    assert len(rows) == 5 and all("| 2 | 0,1 |" in row and "holdout/video_auc" in row for row in rows)
+    assert len(rows) == 5 and all("| ucf_crime |" in row and "| 2 | 0,1 |" in row and "holdout/video_auc" in row
+                                  for row in rows)

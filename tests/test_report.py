@@ -80,7 +80,7 @@ def test_statistics_per_configuration(sweep):
 def test_markdown_failed_runs_and_csv(sweep, tmp_path):
     result = report([sweep], tmp_path / "out")
     md = result["markdown"]
-    assert "`modality=RGB` | 3 | 0,1,2 | 0.7000 ± 0.1000 [0.6000, 0.8000]" in md
+    assert "`modality=RGB` | ucf_crime | mil | 3 | 0,1,2 | 0.7000 ± 0.1000 [0.6000, 0.8000]" in md
     assert "| 5 ± 2 [3, 7] |" in md and "Shared overrides: `logger=none`" in md  # integer epochs
     assert "ValueError: data.root=/nowhere is not a folder" in md
     failed = [r for r in result["runs"] if not r.ok]
@@ -187,9 +187,9 @@ def test_cli(sweep, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "vad.report", str(sweep), "--out", str(tmp_path / "cli")],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    assert "| `modality=FLOW` | 3 |" in proc.stdout and "## Failed runs" in proc.stdout
-    assert sorted(p.name for p in (tmp_path / "cli").iterdir()) == ["class_auc.png", "report.csv",
-                                                                   "report.md", "roc.png"]
+    assert "| `modality=FLOW` | ucf_crime | mil | 3 |" in proc.stdout and "## Failed runs" in proc.stdout
+    assert sorted(p.name for p in (tmp_path / "cli").iterdir()) == ["class_auc.png", "published.png",
+                                                                   "report.csv", "report.md", "roc.png"]
     missing = subprocess.run([sys.executable, "-m", "vad.report", str(tmp_path / "nowhere")],
                              cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1 and "does not exist" in missing.stderr

@@ -459,9 +459,9 @@ def test_training_on_every_crop_averages_test_crops(tmp_path, compose_cfg):
     weights = torch.load(result["best"]["checkpoint"], map_location="cpu", weights_only=False)["state_dict"]
     w = {k: v.double().numpy() for k, v in weights.items()}
     x = test.features.double().numpy()  # (videos, crops, 32, 2 * DIM)
-    hidden = np.maximum(x @ w["learner.net.0.weight"].T + w["learner.net.0.bias"], 0)
-    hidden = hidden @ w["learner.net.3.weight"].T + w["learner.net.3.bias"]
-    per_crop = 1 / (1 + np.exp(-(hidden @ w["learner.net.5.weight"].T + w["learner.net.5.bias"])[..., 0]))
+    hidden = np.maximum(x @ w["network.net.0.weight"].T + w["network.net.0.bias"], 0)
+    hidden = hidden @ w["network.net.3.weight"].T + w["network.net.3.bias"]
+    per_crop = 1 / (1 + np.exp(-(hidden @ w["network.net.5.weight"].T + w["network.net.5.bias"])[..., 0]))
     saved = np.load(Path(cfg.paths.output_dir) / "scores.npz")
     assert [str(p) for p in saved["path"]] == [v.path for v in test.videos]
     np.testing.assert_array_equal(saved["offsets"], np.arange(len(test) + 1) * N_SEGMENTS)

@@ -10,7 +10,9 @@ are listed as failed with the last error of their log, interrupted runs with the
 command. Prints the table, then writes into
 ``--out`` (default ``<first PATH>/report``): ``report.md``, ``report.csv``, ``roc.png`` (the
 runs' ROC curves from ``plots/roc.npz`` where present, over the curves published with the CVPR
-2018 paper) and ``class_auc.png`` (per-class AUC, configurations x classes). Starts fast: torch
+2018 paper for UCF-Crime), ``published.png`` (each configuration's headline metric of its dataset,
+AUC or AP, beside the published number of its method, "published, test-selected") and
+``class_auc.png`` (per-class AUC, configurations x classes). Every table row names its dataset. Starts fast: torch
 and Lightning are never imported, matplotlib and scipy only to draw the figures.
 """
 
@@ -46,12 +48,29 @@ METRICS = (("auc", "AUC", ("best", "auc"), 4),
            ("last_ap", "last-epoch AP", ("last", "ap"), 4),
            ("test_selected_auc", "test-selected AUC", ("test_selected", "auc"), 4),
            ("test_selected_ap", "test-selected AP", ("test_selected", "ap"), 4),
+           ("test_frames", "test frames", ("evaluated", "test_frames"), 0),
            ("wall_time_s", "wall time (s)", ("wall_time_s",), 1))
 PAPER_CURVES = (("1_Binary_Abnormal_Normal.mat", "Binary classifier"),
                 ("2_Cei_lui.mat", "Lu et al. ICCV 2013"),
                 ("3_CV16_TemporalRegularity.mat", "Hasan et al. CVPR 2016"),
                 ("6_C3D_Final_L1L2.mat", "Sultani et al. CVPR 2018 (MIL)"))
 NO_METRICS = "no metrics.json"
+# The datasets' names in tables and titles, and the metric their papers lead with.
+DATASET_TITLES = {"ucf_crime": "UCF-Crime", "xd_violence": "XD-Violence", "shanghaitech": "ShanghaiTech"}
+HEADLINE = {"ucf_crime": "auc", "xd_violence": "ap", "shanghaitech": "auc"}
+# Published frame-level numbers (AUC or AP, %) of the methods on each dataset, as their papers or
+# repositories report them: every one selected on the test split (../shared/reference/wsvad_methods.md).
+PUBLISHED = {
+    ("ucf_crime", "mil"): 75.41,      # Sultani et al. CVPR 2018, C3D (paper_results/6_C3D_Final_L1L2.mat)
+    ("ucf_crime", "rtfm"): 84.30,     # Tian et al. ICCV 2021 (paper)
+    ("ucf_crime", "urdmu"): 86.97,    # henrryzh1/UR-DMU outputs/ucf_best_record_2022.txt
+    ("ucf_crime", "bnwvad"): 87.24,   # cool-xuan/BN-WVAD issue #5
+    ("xd_violence", "topk_mil"): 78.64,  # Wu et al. ECCV 2020, HL-Net (paper)
+    ("xd_violence", "rtfm"): 77.81,   # (paper)
+    ("xd_violence", "urdmu"): 81.66,  # henrryzh1/UR-DMU outputs/xd_best_record_2022.txt
+    ("xd_violence", "bnwvad"): 84.93,  # cool-xuan/BN-WVAD README
+    ("shanghaitech", "rtfm"): 97.21,  # (paper)
+}
 
 
 @dataclass
@@ -236,6 +255,8 @@ def aggregate(runs: list[Run]) -> list[dict]:
                "selection_metric": ",".join(sorted({str(r.metrics.get("best", {}).get("selection_metric"))
                                                     for r in group})),
                "synthetic": any(r.metrics.get("synthetic") for r in group),
+               "dataset": ",".join(sorted({r.metrics.get("dataset", "ucf_crime") for r in group})),
+               "method": ",".join(sorted({r.metrics.get("method", "mil") for r in group})),
                "runs": [r.path for r in group]}
         for name, _, where, _ in METRICS:
             row[name] = summarise([_get(r.metrics, where) for r in group])
@@ -277,12 +298,15 @@ def markdown(rows: list[dict], runs: list[Run]) -> str:
            "of RTFM, UR-DMU and BN-WVAD report (optimistic by construction).", ""]
     if any(r["synthetic"] for r in rows):
         out += ["**Synthetic data**: numbers say nothing about real videos.", ""]
-    header = ["configuration", "n", "seeds", *[m[1] for m in METRICS], "selected by"]
+    datasets = sorted({d for row in rows for d in row["dataset"].split(",")})
+    out += ["Datasets: " + "; ".join(f"{DATASET_TITLES.get(d, d)} (headline metric: "
+                                     f"{HEADLINE.get(d, 'auc').upper()})" for d in datasets) + ".", ""]
+    header = ["configuration", "dataset", "method", "n", "seeds", *[m[1] for m in METRICS], "selected by"]
     out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         seeds = ",".join("?" if s is None else str(s) for s in row["seeds"])
-        out.append("| " + " | ".join([f"`{row['configuration']}`", str(row["n"]), seeds,
-                                       *[cell(row[m[0]], m[3]) for m in METRICS],
+        out.append("| " + " | ".join([f"`{row['configuration']}`", row["dataset"], row["method"], str(row["n"]),
+                                       seeds, *[cell(row[m[0]], m[3]) for m in METRICS],
                                        row["selection_metric"]]) + " |")
     if failed:
         out += ["", "## Failed runs", "", "| run | configuration | seed | error |", "|---|---|---|---|"]
@@ -367,8 +391,10 @@ def roc_plot(rows: list[dict], out: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 6))
-    for curve in load_paper_curves():
-        ax.plot(curve.fpr, curve.tpr, ls="--", lw=1, label=f"{curve.label} (AUC {curve.auc:.4f})")
+    datasets = sorted({d for row in rows for d in row["dataset"].split(",")})
+    if "ucf_crime" in datasets:  # the curves published with the UCF-Crime paper
+        for curve in load_paper_curves():
+            ax.plot(curve.fpr, curve.tpr, ls="--", lw=1, label=f"{curve.label} (AUC {curve.auc:.4f})")
     grid = np.linspace(0, 1, 501)
     for row in rows:
         curves = [c for c in map(load_curve, row["runs"]) if c is not None]
@@ -379,12 +405,49 @@ def roc_plot(rows: list[dict], out: Path) -> None:
         ax.plot(grid, mean_curve(curves, grid), lw=1.8,
                 label=f"{row['configuration']} (AUC {aucs['mean']:.4f}{spread}, n={aucs['n']})")
     ax.plot([0, 1], [0, 1], c="grey", lw=0.6)
-    title = "Frame-level ROC"
+    title = f"Frame-level ROC: {', '.join(DATASET_TITLES.get(d, d) for d in datasets)}"
     missing = without_roc(rows)
     if missing:
         title += f"\n({len(missing)} configuration(s) without plots/roc.npz not drawn)"
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title, xlim=(0, 1), ylim=(0, 1.01))
     ax.legend(loc="lower right", fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, out)
+    plt.close(fig)
+
+
+def published_plot(rows: list[dict], out: Path) -> None:
+    """Per configuration its dataset's headline metric over seeds (mean ± std: hold-out selected,
+    last epoch, test-selected), next to the number published for its method and dataset,
+    labelled "published, test-selected"."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1.5 + 1.1 * max(len(rows), 1), 4.5))
+    kinds = (("", "selected (" + ",".join(sorted({r["selection_metric"] for r in rows})) + ")", "o"),
+             ("last_", "last epoch", "s"), ("test_selected_", "test-selected", "^"))
+    for offset, (prefix, label, marker) in zip((-0.2, 0.0, 0.2), kinds):
+        for i, row in enumerate(rows):
+            metric = HEADLINE.get(row["dataset"].split(",")[0], "auc")
+            stats = row[f"{prefix}{metric}"]
+            if stats["n"]:
+                ax.errorbar(i + offset, 100 * stats["mean"], yerr=100 * np.nan_to_num(stats["std"]), fmt=marker,
+                            color=f"C{kinds.index((prefix, label, marker))}", capsize=3,
+                            label=label if i == 0 else None)
+    published = False
+    for i, row in enumerate(rows):
+        value = PUBLISHED.get((row["dataset"], row["method"]))
+        if value is not None:
+            ax.plot(i, value, "*", ms=13, color="black", label=None if published else "published, test-selected")
+            ax.annotate(f"{value:.2f}", (i, value), textcoords="offset points", xytext=(8, -3), fontsize=7)
+            published = True
+    ax.set_xticks(range(len(rows)), [row["configuration"] for row in rows], rotation=30, ha="right", fontsize=7)
+    datasets = sorted({d for row in rows for d in row["dataset"].split(",")})
+    names = ", ".join(f"{DATASET_TITLES.get(d, d)}: {HEADLINE.get(d, 'auc').upper()}" for d in datasets)
+    ax.set(ylabel="frame-level metric (%)", title=f"Headline metric per configuration ({names})")
+    ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, out)
     plt.close(fig)
@@ -421,7 +484,8 @@ def class_auc_plot(rows: list[dict], out: Path) -> None:
 # ------------------------------------------------------------------ entry point
 
 def report(paths: list[Path], out: Path | None = None, echo: Callable[[str], None] | None = None) -> dict:
-    """Write report.md, report.csv, roc.png and class_auc.png; return the rows and texts.
+    """Write report.md, report.csv, roc.png, published.png and class_auc.png; return the rows and
+    texts.
     ``echo`` gets the markdown as soon as the tables are written, before the figures are drawn."""
     paths = [Path(p) for p in paths]
     out = Path(out) if out else paths[0] / "report"
@@ -440,6 +504,7 @@ def report(paths: list[Path], out: Path | None = None, echo: Callable[[str], Non
     if echo:
         echo(md)
     roc_plot(rows, out / "roc.png")
+    published_plot(rows, out / "published.png")
     class_auc_plot(rows, out / "class_auc.png")
     return {"runs": runs, "rows": rows, "markdown": md, "csv": table, "out": out}
 
