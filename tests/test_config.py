@@ -194,6 +194,8 @@ DATA_VALUES = {
     "percrop_npy": {"name": "percrop_npy", "root": None, "dedupe": False, **LISTS, **CROPS, **SHARED},
     "tencrop_npy": {"name": "tencrop_npy", "root": None, "dedupe": False, **LISTS, **CROPS,
                     "test_list": None, "n_train_anomalous": 810, "n_test_anomalous": 140, **SHARED},
+    "xd_i3d": {"name": "xd_i3d", "root": None, "dedupe": False, "train_list": None, "test_list": None,
+               "crops": "mean", "crop": 0, **SHARED},
 }
 
 

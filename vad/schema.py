@@ -181,9 +181,18 @@ class TencropNpyData(PercropNpyData):
     n_test_anomalous: int = MISSING
 
 
+@dataclass
+class XdI3dData(RootData):
+    train_list: Optional[str] = MISSING
+    test_list: Optional[str] = MISSING
+    crops: str = MISSING
+    crop: int = MISSING
+
+
 DATA = {"synthetic": SyntheticData, "store": StoreData, "ucf_crime_npy": RootData,
         "sultani_txt": SultaniTxtData, "capstone_h5": CapstoneH5Data,
-        "percrop_npy": PercropNpyData, "tencrop_npy": TencropNpyData}
+        "percrop_npy": PercropNpyData, "tencrop_npy": TencropNpyData,
+        "xd_i3d": XdI3dData}
 
 
 # ------------------------------------------------------------------ optimizer and scheduler

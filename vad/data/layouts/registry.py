@@ -12,6 +12,7 @@ from vad.data.layouts.percrop_npy import PercropNpy
 from vad.data.layouts.seed_npy import SeedNpy
 from vad.data.layouts.sultani_txt import SultaniTxt
 from vad.data.layouts.tencrop_npy import TencropNpy
+from vad.data.layouts.xd_i3d import XdI3d
 
 LAYOUTS: dict[str, type[Layout]] = {
     "ucf_crime_npy": SeedNpy,
@@ -19,6 +20,7 @@ LAYOUTS: dict[str, type[Layout]] = {
     "capstone_h5": CapstoneH5,
     "tencrop_npy": TencropNpy,
     "percrop_npy": PercropNpy,
+    "xd_i3d": XdI3d,
 }
 
 
