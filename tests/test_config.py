@@ -196,6 +196,8 @@ DATA_VALUES = {
                     "test_list": None, "n_train_anomalous": 810, "n_test_anomalous": 140, **SHARED},
     "sh_i3d": {"name": "sh_i3d", "root": None, "dedupe": False, "train_list": None, "test_list": None,
                "crops": "mean", "crop": 0, **SHARED},
+    "xd_i3d": {"name": "xd_i3d", "root": None, "dedupe": False, "train_list": None, "test_list": None,
+               "crops": "mean", "crop": 0, **SHARED},
 }
 
 

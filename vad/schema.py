@@ -189,7 +189,10 @@ class TencropNpyData(PercropNpyData):
 
 
 @dataclass
-class ShI3dData(RootData):
+class CropListData(RootData):
+    """A benchmark's per-crop features found by name under ``root``, in list order
+    (``sh_i3d``, ``xd_i3d``)."""
+
     train_list: Optional[str] = MISSING
     test_list: Optional[str] = MISSING
     crops: str = MISSING
@@ -199,7 +202,7 @@ class ShI3dData(RootData):
 DATA = {"synthetic": SyntheticData, "store": StoreData, "ucf_crime_npy": RootData,
         "sultani_txt": SultaniTxtData, "capstone_h5": CapstoneH5Data,
         "percrop_npy": PercropNpyData, "tencrop_npy": TencropNpyData,
-        "sh_i3d": ShI3dData}
+        "sh_i3d": CropListData, "xd_i3d": CropListData}
 
 
 # ------------------------------------------------------------------ optimizer and scheduler

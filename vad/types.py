@@ -3,10 +3,15 @@ layout with its split."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from vad.constants import NORMAL
+
+# A file extension (".mp4", ".npy"): XD-Violence names hold dots ("Bad.Boys.1995__#01-11-55_..."),
+# so only such trailing parts are taken off a name.
+EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,5}$")
 
 
 @dataclass(frozen=True)
@@ -20,8 +25,11 @@ class Video:
 
     @property
     def name(self) -> str:
-        """File stem without extension, e.g. ``Arson022_x264``."""
-        return Path(self.path).name.split(".")[0]
+        """File name without its extensions, e.g. ``Arson022_x264`` (of ``Arson022_x264.mp4``)."""
+        name = Path(self.path).name
+        while EXTENSION.search(name):
+            name = EXTENSION.sub("", name)
+        return name
 
     @property
     def label(self) -> int:

@@ -13,6 +13,7 @@ from vad.data.layouts.seed_npy import SeedNpy
 from vad.data.layouts.sh_i3d import ShI3d
 from vad.data.layouts.sultani_txt import SultaniTxt
 from vad.data.layouts.tencrop_npy import TencropNpy
+from vad.data.layouts.xd_i3d import XdI3d
 
 LAYOUTS: dict[str, type[Layout]] = {
     "ucf_crime_npy": SeedNpy,
@@ -21,6 +22,7 @@ LAYOUTS: dict[str, type[Layout]] = {
     "tencrop_npy": TencropNpy,
     "percrop_npy": PercropNpy,
     "sh_i3d": ShI3d,
+    "xd_i3d": XdI3d,
 }
 
 
