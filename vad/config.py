@@ -19,6 +19,12 @@ def input_dim(cfg: DictConfig) -> int:
     return sum(FIXED_DIMS.get(stream, int(cfg.extractor.dim)) for stream in cfg.modality.streams)
 
 
+# Feature layouts of one benchmark: training on them under another dataset= is a mistake.
+LAYOUT_DATASETS = {"xd_i3d": "xd_violence", "sh_i3d": "shanghaitech", "ucf_crime_npy": "ucf_crime",
+                   "sultani_txt": "ucf_crime", "capstone_h5": "ucf_crime", "tencrop_npy": "ucf_crime",
+                   "percrop_npy": "ucf_crime"}
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise ``ValueError`` naming the option, the value found and what is allowed."""
     problems = []
@@ -28,6 +34,10 @@ def validate(cfg: DictConfig) -> None:
         problems.append(f"data.holdout_fraction={cfg.data.holdout_fraction}: expected 0 < x < 1")
     if cfg.data.batch_size < 1:
         problems.append(f"data.batch_size={cfg.data.batch_size}: expected >= 1")
+    expected = LAYOUT_DATASETS.get(cfg.data.name)
+    if expected and cfg.dataset.name != expected:
+        problems.append(f"data={cfg.data.name} holds {expected} features, but dataset={cfg.dataset.name}: "
+                        f"drop dataset= (data={cfg.data.name} selects dataset={expected})")
     inputs = cfg.method.inputs
     try:
         Pooling.of(inputs)

@@ -321,17 +321,18 @@ def interrupted(cfg: DictConfig, run_dir: Path, started: float, state: RunState)
     return message
 
 
-def objective(best: dict) -> float:
-    """What ``vad.train`` returns to a sweeper: the best checkpoint's test ``auc``, or its hold-out
+def objective(best: dict, headline: str = "auc") -> float:
+    """What ``vad.train`` returns to a sweeper: the best checkpoint's test metric that the
+    dataset's papers lead with (``dataset.headline``: AUC, or AP for XD-Violence), or its hold-out
     video AUC when the data have no test videos."""
-    return best["auc"] if "auc" in best else best["holdout/video_auc"]
+    return best[headline] if headline in best else best["holdout/video_auc"]
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 @user_errors
 def main(cfg: DictConfig) -> float:
     try:
-        return objective(train(cfg)["best"])
+        return objective(train(cfg)["best"], str(cfg.dataset.headline))
     except RunInterrupted:
         sys.exit(130)  # as a shell reports a process ended by SIGINT; the message is logged
 
