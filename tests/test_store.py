@@ -361,6 +361,16 @@ def test_a_method_pooling_otherwise_pools_the_snippets_a_store_keeps(tmp_path, e
         store.load(data_cfg(test_only), ("RGB",), DIM, pooling=pooling)
 
 
+def test_a_store_of_a_benchmarks_features_is_refused_under_another_dataset(tmp_path, entries):
+    out = store.write(ClipsLayout(tmp_path, entries), tmp_path / "s.h5", streams=("RGB",), progress=False).path
+    with h5py.File(out, "r+") as f:
+        f.attrs["source"] = "xd_i3d /data/xd-violence"  # as vad.prepare data=xd_i3d records it
+    assert len(store.load(data_cfg(out), ("RGB",), DIM, dataset="xd_violence").test) == 4
+    with pytest.raises(ValueError, match=r"prepared from data=xd_i3d, xd_violence features, but "
+                                         r"dataset=ucf_crime: add dataset=xd_violence"):
+        store.load(data_cfg(out), ("RGB",), DIM, dataset="ucf_crime")
+
+
 def test_every_crop_is_its_own_training_bag(tmp_path, entries):
     """crops=all: each training crop is a bag of its video; test videos keep (C, 32, D)."""
     layout = ClipsLayout(tmp_path, entries)

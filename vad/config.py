@@ -7,6 +7,7 @@ import logging
 
 from omegaconf import DictConfig
 
+from vad.data.datasets import LAYOUT_DATASETS
 from vad.pooling import Pooling
 from vad import schema  # noqa: F401 - registers train.yaml's schemas before @hydra.main composes
 from vad.constants import CROP_INPUTS, FIXED_DIMS, N_SEGMENTS, PROTOCOLS, STREAMS, VAL_SOURCES
@@ -17,12 +18,6 @@ log = logging.getLogger(__name__)
 def input_dim(cfg: DictConfig) -> int:
     """Network input size: the streams' dimensions summed (the extractor's, 128 for AUDIO)."""
     return sum(FIXED_DIMS.get(stream, int(cfg.extractor.dim)) for stream in cfg.modality.streams)
-
-
-# Feature layouts of one benchmark: training on them under another dataset= is a mistake.
-LAYOUT_DATASETS = {"xd_i3d": "xd_violence", "sh_i3d": "shanghaitech", "ucf_crime_npy": "ucf_crime",
-                   "sultani_txt": "ucf_crime", "capstone_h5": "ucf_crime", "tencrop_npy": "ucf_crime",
-                   "percrop_npy": "ucf_crime"}
 
 
 def validate(cfg: DictConfig) -> None:

@@ -23,7 +23,8 @@ def load_splits(data_cfg, streams: tuple[str, ...], extractor: str, extractor_di
         return synthetic.load(data_cfg, streams, extractor, extractor_dim, snippets, pooling, dataset)
     if data_cfg.name == "store":
         from vad.data import store
-        return store.load(data_cfg, streams, extractor_dim, snippets, need_train=need_train, pooling=pooling)
+        return store.load(data_cfg, streams, extractor_dim, snippets, need_train=need_train, pooling=pooling,
+                          dataset=dataset)
     from vad.data.layouts.registry import open_layout
     from vad.data.reading import load_layout, read_options
     if snippets:

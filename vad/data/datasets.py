@@ -34,6 +34,12 @@ DATASETS = {d.name: d for d in (Dataset("ucf_crime", "UCF-Crime", "vad.data.ucf_
                                 Dataset("shanghaitech", "ShanghaiTech", "vad.data.shanghaitech", 7809))}
 
 
+# Feature layouts of one benchmark: reading them under another dataset= is a mistake.
+LAYOUT_DATASETS = {"xd_i3d": "xd_violence", "sh_i3d": "shanghaitech", "ucf_crime_npy": "ucf_crime",
+                   "sultani_txt": "ucf_crime", "capstone_h5": "ucf_crime", "tencrop_npy": "ucf_crime",
+                   "percrop_npy": "ucf_crime"}
+
+
 def dataset(name: str) -> Dataset:
     """The dataset called ``name`` (``dataset.name``)."""
     if name not in DATASETS:

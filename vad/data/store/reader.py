@@ -13,6 +13,7 @@ import numpy as np
 
 from vad.cli import override
 from vad.constants import FIXED_DIMS, N_SEGMENTS
+from vad.data.datasets import LAYOUT_DATASETS
 from vad.data.store.format import KEEP_ALL, PARTIAL, open_existing, partial_path, stored_options, text, texts
 from vad.pooling import SULTANI, Pooling
 from vad.types import Video
@@ -56,7 +57,7 @@ def open_store(path, key: str = "data.path") -> tuple[h5py.File, Path]:
 
 
 def load(data_cfg, streams: tuple[str, ...], extractor_dim: int, snippets: bool = False,
-         need_train: bool = True, pooling: Pooling = SULTANI):
+         need_train: bool = True, pooling: Pooling = SULTANI, dataset: str | None = None):
     """Reader for ``data=store``: the 32-segment features of ``streams`` (concatenated in that
     order) for every video, preloaded into one float32 array (train videos first).
 
@@ -65,7 +66,8 @@ def load(data_cfg, streams: tuple[str, ...], extractor_dim: int, snippets: bool 
     ``test.snippet_counts``, for the snippets evaluation protocol. ``need_train=False``
     (evaluation) accepts a store without training videos (an empty training set). A method
     pooling otherwise than Sultani (``pooling``) pools the snippets of a store that keeps them for
-    every video (``keep_snippets=all``).
+    every video (``keep_snippets=all``). A store prepared from a benchmark's own layout
+    (``xd_i3d``...) is refused under another ``dataset``.
     """
     import torch
 
@@ -75,6 +77,11 @@ def load(data_cfg, streams: tuple[str, ...], extractor_dim: int, snippets: bool 
     streams, dim = tuple(streams), int(extractor_dim)
     f, path = open_store(data_cfg.path)
     with f:
+        made_from = text(f.attrs.get("source", "")).split(" ")[0]
+        if dataset and LAYOUT_DATASETS.get(made_from, dataset) != dataset:
+            raise ValueError(f"store {path} was prepared from data={made_from}, "
+                             f"{LAYOUT_DATASETS[made_from]} features, but dataset={dataset}: add "
+                             f"dataset={LAYOUT_DATASETS[made_from]}")
         _check_streams(f, path, streams, dim)
         index = _read_index(f, path)
         split = index["split"]
