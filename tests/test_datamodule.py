@@ -177,7 +177,9 @@ def test_snippet_scores_are_padded_per_video_in_order():
     splits = tagged_splits(LABELS, test=test)
     splits.test.snippets, splits.test.snippet_counts = snippets, counts
     dm = MILDataModule(splits, batch_size=5, protocol="snippets")
-    served = torch.cat([batch[0] for batch in dm.test_loader()])
+    videos = [batch[0] for batch in dm.test_loader()]  # one whole video per batch, as (1, T, D)
+    assert [tuple(v.shape) for v in videos] == [(1, 3, DIM), (1, 1, DIM), (1, 4, DIM)]
+    served = torch.cat([v[0] for v in videos])
     assert served[:, 0].tolist() == list(range(8)), "the snippets loader must keep the rows' order"
     matrix = Evaluator(splits.test, "snippets").matrix(np.arange(1.0, 9.0))  # scores in that order
     np.testing.assert_array_equal(matrix, [[1, 2, 3, 0],

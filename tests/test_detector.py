@@ -131,6 +131,12 @@ def test_a_look_back_method_streams_the_scores_it_gives_a_whole_video(tmp_path, 
         StreamScorer(("RGB",), window=2, smoothing=0)
 
 
+def test_an_audio_checkpoint_is_refused(tmp_path, cache_dir):
+    ckpt = make_checkpoint(tmp_path / "audio.ckpt", ["dataset=xd_violence", "modality=RGB_AUDIO"], 1024 + 128)
+    with pytest.raises(UserError, match=r"trained with the AUDIO stream \(modality=RGB_AUDIO.*no VGGish network"):
+        Detector.from_checkpoint(ckpt)
+
+
 def test_i3d_r50_checkpoint_is_refused(tmp_path, cache_dir):
     ckpt = make_checkpoint(tmp_path / "r50.ckpt", ["extractor=I3D_R50"], 2048)
     with pytest.raises(UserError, match="trained on I3D_R50 features, which vad cannot compute") as err:

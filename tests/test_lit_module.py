@@ -44,7 +44,9 @@ def module(evaluator: Evaluator | None = None, movement_k: float = 0.0):
     from vad.lit_module import MILModule
 
     torch.manual_seed(0)
-    return MILModule(DIM, 0.0, LOSS, OPTIMIZER, None, movement_k=movement_k, evaluator=evaluator)
+    return MILModule(DIM, {"_target_": "vad.models.learner.Learner", "dropout": 0.0},
+                     {"_target_": "vad.losses.mil_ranking.MILRankingLoss", **LOSS}, OPTIMIZER, None,
+                     movement_k=movement_k, evaluator=evaluator)
 
 
 def by_hand(learner, x: torch.Tensor) -> torch.Tensor:

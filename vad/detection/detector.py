@@ -80,6 +80,11 @@ class Detector:
                 f"ships the C3D and I3D networks only; {extractor} features come from another network): "
                 "vad.detect needs a checkpoint trained on extractor=C3D or extractor=I3D features, e.g. "
                 "a store made by vad.extract")
+        if "AUDIO" in run["modality"]["streams"]:
+            raise UserError(f"{path} was trained with the AUDIO stream (modality={run['modality']['name']}: "
+                            "XD-Violence's VGGish features), which vad cannot compute from videos (it has no "
+                            "VGGish network): vad.detect needs a checkpoint of video streams only, e.g. "
+                            "modality=RGB")
         movement = run["movement"]
         name = None if movement["name"] == "none" else str(movement["name"])
         k = float(movement["k"]) if movement.get("at_test") and name else 0.0
