@@ -71,3 +71,14 @@ def test_a_benchmarks_layout_under_another_dataset_is_refused(compose_cfg):
         validate(compose_cfg(["data=xd_i3d", "dataset=ucf_crime"]))
     with pytest.raises(ValueError, match=r"dataset='kitti': expected one of ucf_crime, xd_violence, shanghaitech"):
         dataset("kitti")
+
+
+def test_vad_extract_knows_a_benchmarks_videos_by_name():
+    from vad.data.layouts.videos import label_of
+
+    name = "Bad.Boys.1995__#01-11-55_01-12-40_label_G-B2-B6"  # dots in the name, G first of its codes
+    split, cls, spans = label_of(f"xd/{name}.mp4", dataset="xd_violence")
+    _, test = dataset("xd_violence").catalogue()
+    assert (split, cls, spans) == ("test", "G", next(v.spans for v in test if v.path == name))
+    assert label_of("sh/01_0015.avi", dataset="shanghaitech")[:2] == ("test", "Anomaly")
+    assert label_of("sh/01_0015.avi")[:2] == ("test", "Normal")  # not a UCF-Crime name: a test video of one's own

@@ -12,6 +12,8 @@ CLASSES = (
 NORMAL = "Normal"
 
 STREAMS = ("RGB", "FLOW", "AUDIO")
+# The streams vad computes from videos (its C3D and I3D networks); AUDIO comes as features only.
+VIDEO_STREAMS = ("RGB", "FLOW")
 # Streams whose feature dimension does not depend on the extractor: XD-Violence's VGGish audio.
 FIXED_DIMS = {"AUDIO": 128}
 SPLITS = ("train", "test")

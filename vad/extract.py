@@ -70,7 +70,7 @@ def open_layout(cfg: DictConfig):
                        device=str(cfg.get("device", "auto")), shard=int(cfg.shard),
                        num_shards=int(cfg.num_shards), size=size, progress=bool(cfg.progress),
                        seed=int(cfg.get("seed", 0)), flow_workers=cfg.get("flow_workers", "auto"),
-                       labels=labels)
+                       labels=labels, dataset=str(cfg.dataset.name))
 
 
 def extract(cfg: DictConfig) -> dict:

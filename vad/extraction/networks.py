@@ -8,7 +8,7 @@ import os
 import torch
 from torch import nn
 
-from vad.constants import STREAMS
+from vad.constants import VIDEO_STREAMS
 from vad.extractors import build_extractor
 
 EXTRACTORS = ("C3D", "I3D")
@@ -31,7 +31,7 @@ def stream_weights(weights, extractor: str, streams) -> dict[str, str | None]:
     (``weights=random``). C3D's FLOW (rendered flow images through the RGB network) takes
     ``flow`` when given, else ``rgb``."""
     if weights is None or isinstance(weights, (str, os.PathLike)):
-        chosen = {s: None if weights is None or s not in streams else str(weights) for s in STREAMS}
+        chosen = {s: None if weights is None or s not in streams else str(weights) for s in VIDEO_STREAMS}
     else:
         given = dict(weights)
         unknown = sorted(set(given) - {"rgb", "flow"})
@@ -53,7 +53,7 @@ def load_networks(extractor: str, streams, weights, device: torch.device,
     if extractor not in EXTRACTORS:
         raise ValueError(f"extractor={extractor}: vad.extract runs C3D or I3D")
     streams = tuple(str(s).upper() for s in streams)
-    bad = [s for s in streams if s not in STREAMS]
+    bad = [s for s in streams if s not in VIDEO_STREAMS]
     if bad or not streams:
         raise ValueError(f"streams {list(streams)}: expected RGB and/or FLOW")
     chosen = stream_weights(weights, extractor, streams)

@@ -13,8 +13,9 @@ Labels (``Entry``)
 ------------------
 In this order (the first rule that applies):
 
-* A video whose file stem (``Arson011_x264`` for ``.../Arson011_x264.avi``) is a UCF-Crime
-  video of the shipped catalogue gets that video's split, class and (test) spans. Frame count
+* A video whose file stem (``Arson011_x264`` for ``.../Arson011_x264.avi``) is a video of the
+  shipped catalogue of ``dataset`` (UCF-Crime by default; ``dataset=xd_violence`` or
+  ``shanghaitech`` for theirs) gets that video's split, class and (test) spans. Frame count
   and fps are those decoded (``facts``); spans are clipped to the decoded frames.
 * Your own footage, labelled by folder: the nearest folder of the video's path (up to and
   including the ``videos`` folder itself; names compared ignoring case) that is in
@@ -45,13 +46,14 @@ the decoded frame count and fps, and the test spans clipped to the decoded frame
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from vad.constants import CLASSES, NORMAL
 from vad.data.layouts.base import Layout
-from vad.data.ucf_crime import catalogue, class_of
+from vad.data.ucf_crime import class_of
 from vad.types import Entry, Video, clip_spans
 
 log = logging.getLogger(__name__)
@@ -83,8 +85,13 @@ def list_videos(root: Path) -> list[tuple[str, Path]]:
     return items
 
 
-def _catalogue_by_stem() -> dict[str, tuple[Video, str]]:
-    train, test = catalogue()
+@lru_cache(maxsize=None)
+def _catalogue_by_stem(dataset: str = "ucf_crime") -> dict[str, tuple[Video, str]]:
+    """The dataset's videos by file stem, with their split (``dataset=``: which benchmark's
+    names a videos folder may hold)."""
+    from vad.data.datasets import dataset as find_dataset
+
+    train, test = find_dataset(dataset).catalogue()
     table = {v.name: (v, "train") for v in train}
     table.update({v.name: (v, "test") for v in test})
     return table
@@ -134,13 +141,13 @@ def folder_label(rel: str, labels: dict[str, frozenset[str]]) -> tuple[str, str]
     return None
 
 
-def label_of(rel: str, labels: dict[str, frozenset[str]] | None = None) -> tuple[str, str, tuple]:
+def label_of(rel: str, labels: dict[str, frozenset[str]] | None = None,
+             dataset: str = "ucf_crime") -> tuple[str, str, tuple]:
     """``(split, class, spans)`` of a video path (its folders as the labels see them, the
     ``videos`` folder first), with the folder names of :func:`folder_labels` (default: its
-    defaults; see the module doc)."""
+    defaults; see the module doc); a video of ``dataset``'s official split is known by name."""
     labels = labels or folder_labels()
-    stem = Path(rel).name.split(".")[0]
-    known = _catalogue_by_stem().get(stem)
+    known = _catalogue_by_stem(dataset).get(Video(rel, NORMAL, 0).name)
     if known is not None:
         video, split = known
         return split, video.cls, video.spans
@@ -167,7 +174,7 @@ class VideoLayout(Layout):
                  flow: str = "auto", movement: str | None = None, ten_crop: bool = False,
                  batch_size: int = 8, device: str = "auto", shard: int = 0, num_shards: int = 1,
                  size=None, queue_batches: int = 3, progress: bool = False,
-                 seed: int = 0, flow_workers="auto", labels=None):
+                 seed: int = 0, flow_workers="auto", labels=None, dataset: str = "ucf_crime"):
         super().__init__(Path(root).expanduser())
         from vad.device import resolve_device
         from vad.extraction import networks
@@ -205,8 +212,8 @@ class VideoLayout(Layout):
         unlabelled, to_annotate = [], []
         for rel, _ in mine:
             labelled = f"{top}/{rel}" if top else rel
-            split, cls, spans = label_of(labelled, self.labels)
-            if split == "test" and Path(rel).name.split(".")[0] not in _catalogue_by_stem():
+            split, cls, spans = label_of(labelled, self.labels, dataset)
+            if split == "test" and Video(rel, NORMAL, 0).name not in _catalogue_by_stem(dataset):
                 (to_annotate if folder_label(labelled, self.labels) else unlabelled).append(rel)
             self._entries.append(Entry(Video(rel, cls, 0, tuple(spans)), split))
         if to_annotate:
