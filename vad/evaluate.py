@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from vad.checkpoint import read as read_checkpoint
 from vad.cli import UserError, user_errors
 from vad.config import input_dim
+from vad.data.datasets import dataset
 from vad.data.loading import annotate, load_data
 from vad.device import resolve_device
 from vad.evaluation import Evaluator, load_network
@@ -78,7 +79,8 @@ def evaluate(cfg: DictConfig, overridden: set[str] = frozenset()) -> dict:
     result = write_results(out_dir, evaluation, lambda: {
         "checkpoint": str(ckpt_path), **describe(cfg, splits), "protocol": cfg.eval.protocol,
         **({"annotations": str(cfg.annotations)} if cfg.get("annotations") else {}),
-        "epoch": int(checkpoint["epoch"]), "metrics": metrics}, int(cfg.eval.timeline_videos))
+        "epoch": int(checkpoint["epoch"]), "metrics": metrics}, int(cfg.eval.timeline_videos),
+        dataset=dataset(cfg.dataset.name).title)
     log.info("auc %.4f ap %.4f far %.4f paired_auc %.4f -> %s", metrics["auc"], metrics["ap"],
              metrics["far"], metrics.get("paired_auc", float("nan")), out_dir)
     return result

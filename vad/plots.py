@@ -25,25 +25,27 @@ def roc_points(scores: np.ndarray, truth: FrameTruth) -> tuple[np.ndarray, np.nd
     return fpr, tpr
 
 
-def roc_figure(scores: np.ndarray, truth: FrameTruth, auc: float, label: str = "model") -> plt.Figure:
+def roc_figure(scores: np.ndarray, truth: FrameTruth, auc: float, label: str = "model",
+               dataset: str = "") -> plt.Figure:
     fpr, tpr = roc_points(scores, truth)
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.plot(fpr, tpr, label=f"{label} (AUC {auc:.4f})")
     ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8)
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="Frame-level ROC",
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=_titled("Frame-level ROC", dataset),
            xlim=(0, 1), ylim=(0, 1.01))
     ax.legend(loc="lower right")
     fig.subplots_adjust(left=0.14, right=0.96, bottom=0.11, top=0.93)
     return fig
 
 
-def pr_figure(scores: np.ndarray, truth: FrameTruth, ap: float, label: str = "model") -> plt.Figure:
+def pr_figure(scores: np.ndarray, truth: FrameTruth, ap: float, label: str = "model",
+              dataset: str = "") -> plt.Figure:
     s, y, w = truth.entries(scores)
     keep = w > 0
     precision, recall, _ = precision_recall_curve(y[keep], s[keep], sample_weight=w[keep])
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.step(recall, precision, where="post", label=f"{label} (AP {ap:.4f})")
-    ax.set(xlabel="recall", ylabel="precision", title="Frame-level precision-recall",
+    ax.set(xlabel="recall", ylabel="precision", title=_titled("Frame-level precision-recall", dataset),
            xlim=(0, 1), ylim=(0, 1.01))
     ax.legend(loc="upper right")
     fig.subplots_adjust(left=0.14, right=0.96, bottom=0.11, top=0.93)
@@ -84,11 +86,16 @@ def timeline_figure(scores: np.ndarray, truth: FrameTruth, videos: list[Video], 
     return fig
 
 
+def _titled(title: str, dataset: str) -> str:
+    return f"{title}: {dataset}" if dataset else title
+
+
 def evaluation_figures(scores: np.ndarray, truth: FrameTruth, videos: list[Video], metrics: dict,
-                       timeline_videos: int) -> dict[str, plt.Figure]:
-    """The figures every run and every evaluation writes: roc, pr and timelines."""
-    figures = {"roc": roc_figure(scores, truth, metrics["auc"]),
-               "pr": pr_figure(scores, truth, metrics["ap"])}
+                       timeline_videos: int, dataset: str = "") -> dict[str, plt.Figure]:
+    """The figures every run and every evaluation writes: roc, pr and timelines (``dataset``:
+    the benchmark their titles name)."""
+    figures = {"roc": roc_figure(scores, truth, metrics["auc"], dataset=dataset),
+               "pr": pr_figure(scores, truth, metrics["ap"], dataset=dataset)}
     if timeline_videos > 0:
         figures["timelines"] = timeline_figure(scores, truth, videos, timeline_rows(truth, timeline_videos))
     return figures

@@ -55,9 +55,6 @@ PAPER_CURVES = (("1_Binary_Abnormal_Normal.mat", "Binary classifier"),
                 ("3_CV16_TemporalRegularity.mat", "Hasan et al. CVPR 2016"),
                 ("6_C3D_Final_L1L2.mat", "Sultani et al. CVPR 2018 (MIL)"))
 NO_METRICS = "no metrics.json"
-# The datasets' names in tables and titles, and the metric their papers lead with.
-DATASET_TITLES = {"ucf_crime": "UCF-Crime", "xd_violence": "XD-Violence", "shanghaitech": "ShanghaiTech"}
-HEADLINE = {"ucf_crime": "auc", "xd_violence": "ap", "shanghaitech": "auc"}
 # Published frame-level numbers (AUC or AP, %) of the methods on each dataset, as their papers or
 # repositories report them: every one selected on the test split (../shared/reference/wsvad_methods.md).
 PUBLISHED = {
@@ -256,6 +253,7 @@ def aggregate(runs: list[Run]) -> list[dict]:
                                                     for r in group})),
                "synthetic": any(r.metrics.get("synthetic") for r in group),
                "dataset": ",".join(sorted({r.metrics.get("dataset", "ucf_crime") for r in group})),
+               "headline": ",".join(sorted({r.metrics.get("headline", "auc") for r in group})),
                "method": ",".join(sorted({r.metrics.get("method", "mil") for r in group})),
                "runs": [r.path for r in group]}
         for name, _, where, _ in METRICS:
@@ -283,6 +281,13 @@ def cell(stats: dict, decimals: int) -> str:
             f"[{_fmt(stats['min'], decimals)}, {_fmt(stats['max'], decimals)}]")
 
 
+def _title(name: str) -> str:
+    """``XD-Violence`` for ``xd_violence`` (names it does not know as they are)."""
+    from vad.data.datasets import DATASETS
+
+    return DATASETS[name].title if name in DATASETS else name
+
+
 def markdown(rows: list[dict], runs: list[Run]) -> str:
     named, common = labels(runs)
     failed = [r for r in runs if not r.ok]
@@ -298,9 +303,9 @@ def markdown(rows: list[dict], runs: list[Run]) -> str:
            "of RTFM, UR-DMU and BN-WVAD report (optimistic by construction).", ""]
     if any(r["synthetic"] for r in rows):
         out += ["**Synthetic data**: numbers say nothing about real videos.", ""]
-    datasets = sorted({d for row in rows for d in row["dataset"].split(",")})
-    out += ["Datasets: " + "; ".join(f"{DATASET_TITLES.get(d, d)} (headline metric: "
-                                     f"{HEADLINE.get(d, 'auc').upper()})" for d in datasets) + ".", ""]
+    headlines = {(row["dataset"], row["headline"]) for row in rows}
+    out += ["Datasets: " + "; ".join(f"{_title(d)} (headline metric: {h.upper()})"
+                                     for d, h in sorted(headlines)) + ".", ""]
     header = ["configuration", "dataset", "method", "n", "seeds", *[m[1] for m in METRICS], "selected by"]
     out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
@@ -405,7 +410,7 @@ def roc_plot(rows: list[dict], out: Path) -> None:
         ax.plot(grid, mean_curve(curves, grid), lw=1.8,
                 label=f"{row['configuration']} (AUC {aucs['mean']:.4f}{spread}, n={aucs['n']})")
     ax.plot([0, 1], [0, 1], c="grey", lw=0.6)
-    title = f"Frame-level ROC: {', '.join(DATASET_TITLES.get(d, d) for d in datasets)}"
+    title = f"Frame-level ROC: {', '.join(_title(d) for d in datasets)}"
     missing = without_roc(rows)
     if missing:
         title += f"\n({len(missing)} configuration(s) without plots/roc.npz not drawn)"
@@ -430,7 +435,7 @@ def published_plot(rows: list[dict], out: Path) -> None:
              ("last_", "last epoch", "s"), ("test_selected_", "test-selected", "^"))
     for offset, (prefix, label, marker) in zip((-0.2, 0.0, 0.2), kinds):
         for i, row in enumerate(rows):
-            metric = HEADLINE.get(row["dataset"].split(",")[0], "auc")
+            metric = row["headline"].split(",")[0]
             stats = row[f"{prefix}{metric}"]
             if stats["n"]:
                 ax.errorbar(i + offset, 100 * stats["mean"], yerr=100 * np.nan_to_num(stats["std"]), fmt=marker,
@@ -444,8 +449,7 @@ def published_plot(rows: list[dict], out: Path) -> None:
             ax.annotate(f"{value:.2f}", (i, value), textcoords="offset points", xytext=(8, -3), fontsize=7)
             published = True
     ax.set_xticks(range(len(rows)), [row["configuration"] for row in rows], rotation=30, ha="right", fontsize=7)
-    datasets = sorted({d for row in rows for d in row["dataset"].split(",")})
-    names = ", ".join(f"{DATASET_TITLES.get(d, d)}: {HEADLINE.get(d, 'auc').upper()}" for d in datasets)
+    names = ", ".join(f"{_title(d)}: {h.upper()}" for d, h in sorted({(r["dataset"], r["headline"]) for r in rows}))
     ax.set(ylabel="frame-level metric (%)", title=f"Headline metric per configuration ({names})")
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 def describe(cfg, splits: Splits) -> dict:
     """The fields every ``metrics.json`` starts with: which dataset, data, modality, extractor and
     method."""
-    return {"dataset": cfg.dataset.name, "data": splits.description, "synthetic": splits.synthetic,
+    return {"dataset": cfg.dataset.name, "headline": cfg.dataset.headline, "data": splits.description,
+            "synthetic": splits.synthetic,
             "modality": cfg.modality.name, "extractor": cfg.extractor.name, "method": cfg.method.name}
 
 
@@ -57,10 +58,11 @@ def write_figures(figures: dict, out_dir: Path, writer=None, step: int = 0) -> N
 
 
 def write_results(out_dir, evaluation: Evaluation, record: Callable[[], dict], timeline_videos: int,
-                  writer=None, step: int = 0) -> dict:
+                  writer=None, step: int = 0, dataset: str = "") -> dict:
     """Write ``scores.npz``, ``plots/`` and then ``metrics.json`` = ``record()`` (called last so
     that its timings include the figures) into ``out_dir``; return the record. ``writer``: a
-    TensorBoard writer that gets the figures too. Without test videos (``evaluation.metrics``
+    TensorBoard writer that gets the figures too; ``dataset`` names the benchmark in the figures'
+    titles. Without test videos (``evaluation.metrics``
     is None) there are no scores or plots: ``metrics.json`` only."""
     out_dir = Path(out_dir)
     metrics = evaluation.metrics
@@ -69,7 +71,7 @@ def write_results(out_dir, evaluation: Evaluation, record: Callable[[], dict], t
 
         write_npz(out_dir / "scores.npz", **score_arrays(evaluation))
         write_figures(evaluation_figures(evaluation.scores, evaluation.truth, evaluation.videos, metrics,
-                                         timeline_videos), out_dir / "plots", writer, step)
+                                         timeline_videos, dataset), out_dir / "plots", writer, step)
         fpr, tpr = roc_points(evaluation.scores, evaluation.truth)
         write_npz(out_dir / "plots" / "roc.npz", fpr=fpr, tpr=tpr, auc=np.float64(metrics["auc"]))
     result = record()

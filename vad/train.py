@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from vad.checkpoint import read as read_checkpoint
 from vad.cli import USER_ERRORS, UserError, log_to_files, override, user_errors
 from vad.config import check_dim, input_dim, validate
+from vad.data.datasets import dataset
 from vad.data.loading import load_data
 from vad.detection.calibration import store_calibrations
 from vad.evaluation import Evaluator, build_part, load_network, subset
@@ -278,7 +279,7 @@ def _train(cfg: DictConfig, run_dir: Path, started: float, state: RunState) -> d
                 "run_dir": str(run_dir), "history": state.epoch_end.history}
 
     result = write_results(run_dir, tested, record, int(cfg.eval.timeline_videos), tensorboard,
-                           module.global_step)
+                           module.global_step, dataset(cfg.dataset.name).title)
     if logger:
         logger.finalize("success")
     if tested.metrics is None:
