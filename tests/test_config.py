@@ -22,7 +22,9 @@ def options(group: str) -> list[str]:
 
 
 def test_groups_have_the_documented_options():
-    assert options("modality") == ["FLOW", "RGB", "TWO"]
+    assert options("modality") == ["AUDIO", "FLOW", "RGB", "RGB_AUDIO", "TWO"]
+    assert options("dataset") == ["shanghaitech", "ucf_crime", "xd_violence"]
+    assert options("method") == ["bnwvad", "mil", "rtfm", "topk_mil", "urdmu"]
     assert options("extractor") == ["C3D", "I3D", "I3D_R50"]
     assert options("optimizer") == ["adadelta", "adagrad", "adam", "sgd"]
     assert options("scheduler") == ["cosine", "multistep", "none"]

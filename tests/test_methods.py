@@ -1,8 +1,8 @@
 """Methods as plugins (``method=mil|topk_mil|rtfm|urdmu|bnwvad``): each composes with its
-official values, trains on small synthetic data and learns, and round-trips through
-``vad.evaluate``; a method from the tests folder plugs in through Hydra's search path alone; a
-non-causal method is refused by ``vad.detect mode=stream``; the comparison experiment runs end to
-end through ``vad.report``. The networks and losses are checked against hand computations in
+official values; a method from the tests folder plugs in through Hydra's search path alone; a
+non-causal method is refused by ``vad.detect mode=stream``; the crop axis; the comparison
+experiment runs end to end through ``vad.report``. Training per method:
+``tests/test_method_training.py``; networks and losses against hand computations:
 ``tests/test_method_<name>.py``."""
 
 from __future__ import annotations
@@ -50,38 +50,9 @@ def test_every_method_composes_with_its_official_values(compose_cfg, row):
     assert cfg.optimizer._target_ == "torch.optim.SGD" and cfg.data.batch_size == 7
 
 
-# Small enough to train in seconds: few steps, narrow networks (RTFM's 0.7 dropout then leaves
-# too little of a 64-channel network: none), a higher learning rate; the 200-segment methods on
-# 32 segments.
-FAST = ["data.fraction=0.2", "data.batch_size=10", "logger=none", "trainer.enable_progress_bar=false",
-        "eval.timeline_videos=0", "trainer.max_epochs=8", "trainer.max_steps=128"]
-LEARNING = {
-    "topk_mil": ["method.inputs.segments=32", "optimizer.lr=1e-2", "method.network.dropout=0.0"],
-    "rtfm": ["method.network.channels=64", "method.network.nonlocal_channels=32", "method.network.fc1_dim=64",
-             "method.network.fc2_dim=32", "method.network.dropout=0.0", "data.crops=2"],
-    "urdmu": ["method.inputs.segments=32", "optimizer.lr=1e-3", "method.network.hidden_dim=64",
-              "method.network.mlp_dim=64", "method.network.dim_head=16", "method.network.classifier_dim=32"],
-    "bnwvad": ["method.inputs.segments=32", "optimizer.lr=1e-3", "method.network.dim=64",
-               "method.network.mlp_dim=64", "method.network.dim_head=16"],
-}
-
-
-@pytest.mark.parametrize("name", list(LEARNING))
-def test_method_learns_and_its_checkpoint_round_trips_through_vad_evaluate(cache_dir, tmp_path, name):
-    result = train(make_cfg([f"method={name}", *FAST, *LEARNING[name]], tmp_path / "train"))
-    best = result["best"]
-    assert result["method"] == name and best["protocol"] == "snippets"
-    assert best["auc"] > 0.65, best  # chance is 0.5
-    assert len(result["history"]) >= 2 and all(np.isfinite(h["loss"]) for h in result["history"])
-    # vad.evaluate rebuilds the network from the checkpoint alone: the same scores, the same metrics.
-    evaluated = evaluate(make_cfg([f"ckpt_path={best['checkpoint']}", "data.fraction=0.2",
-                                   "eval.timeline_videos=0"], tmp_path / "evaluate", "evaluate"))
-    assert evaluated["protocol"] == "snippets" and evaluated["method"] == name
-    assert evaluated["metrics"]["auc"] == pytest.approx(best["auc"], abs=1e-6)
-    assert evaluated["metrics"]["ap"] == pytest.approx(best["ap"], abs=1e-6)
-
-
 def test_a_method_from_the_tests_folder_plugs_in_through_the_search_path(cache_dir, tmp_path):
+    from tests.test_method_training import FAST
+
     plugin = [f"hydra.searchpath=[file://{ROOT / 'tests' / 'plugins' / 'conf'}]", "method=toy"]
     cfg = make_cfg([*plugin, *FAST, "trainer.max_epochs=6"], tmp_path / "train")
     assert cfg.method.network._target_ == "tests.plugins.toy_method.ToyNetwork"

@@ -190,7 +190,7 @@ def test_cache_holds_only_requested_streams_and_is_reused(tmp_path, monkeypatch)
 
 
 def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
-    def fail(layouts, indices, seed, extractor, stream, out, pooling):
+    def fail(layouts, indices, seed, extractor, stream, out, pooling, dataset, classes):
         out[0] = 1.0  # something already written to the temp file
         raise RuntimeError("interrupted")
 

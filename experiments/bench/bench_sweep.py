@@ -53,7 +53,7 @@ class SyntheticLayout(Layout):
     def __init__(self, extractor: str, streams: tuple[str, ...], cache_dir: Path, fraction: float = 1.0):
         super().__init__(cache_dir)
         dim = {"C3D": 4096, "I3D": 1024}[extractor]
-        cfg = OmegaConf.create({"seed": 0, "fraction": fraction, "cache_dir": str(cache_dir)})
+        cfg = OmegaConf.create({"seed": 0, "fraction": fraction, "crops": 1, "cache_dir": str(cache_dir)})
         self.splits = synthetic.load(cfg, streams, extractor, dim)
         self._streams, self.dim = streams, dim
         self._rows = {}
