@@ -32,6 +32,18 @@ def _header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
         return shape, dtype, size - fh.tell()
 
 
+def snippet_count(path: Path | None) -> int | None:
+    """T, the leading length of a ``.npy`` file, from its header alone; None without a file or
+    when it cannot be read (``read`` then says why)."""
+    if path is None:
+        return None
+    try:
+        shape = _header(Path(path))[0]
+    except (OSError, UnreadableFile):
+        return None
+    return int(shape[0]) if shape else None
+
+
 def load_npy(path: Path) -> np.ndarray:
     """A numeric array from a ``.npy`` file; object (pickled) arrays of per-snippet rows, as some
     extraction scripts save them, are converted to one float32 array. Pickle is only used when

@@ -18,8 +18,8 @@ import numpy as np
 
 from vad.constants import CLIP_FRAMES
 from vad.data import shanghaitech as sh
-from vad.data.layouts.base import Layout, UnreadableFile
-from vad.data.layouts.npy import load_npy
+from vad.data.layouts.base import Layout
+from vad.data.layouts.npy import load_npy, snippet_count
 from vad.data.layouts.tencrop_npy import check_clips
 from vad.types import Entry
 
@@ -40,19 +40,6 @@ def index(root: Path) -> dict[str, Path]:
                                  f"and {path}; remove one, or point data.root at a folder holding one")
             found[name] = path
     return found
-
-
-def snippet_count(path: Path) -> int:
-    """T of a feature file (its header when it can be mapped), 0 when it cannot be read: ``read``
-    then reports why."""
-    try:
-        try:
-            shape = np.load(path, mmap_mode="r").shape
-        except ValueError:  # object arrays, truncated files: read the way ``read`` does
-            shape = load_npy(path).shape
-    except (OSError, UnreadableFile, ValueError):
-        return 0
-    return int(shape[0]) if shape else 0
 
 
 class ShI3d(Layout):
@@ -86,7 +73,7 @@ class ShI3d(Layout):
                 raise ValueError(f"{path}:{lineno}: {name} is not a {split} video of the ShanghaiTech "
                                  f"weakly-supervised split ({sh.SPLITS[split]}); fix the list")
             if video.frames == 0 and name in self.files:
-                video = dataclasses.replace(video, frames=CLIP_FRAMES * snippet_count(self.files[name]))
+                video = dataclasses.replace(video, frames=CLIP_FRAMES * (snippet_count(self.files[name]) or 0))
             entries.append(Entry(video, split))
         return entries
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from vad.constants import CLIP_FRAMES
 from vad.data.layouts.base import Layout
-from vad.data.layouts.npy import load_npy
+from vad.data.layouts.npy import load_npy, snippet_count
 from vad.data.layouts.tencrop_npy import list_name
 from vad.data.xd_violence import catalogue, class_of
 from vad.types import Entry, Video
@@ -35,20 +35,6 @@ RGB_LINE = re.compile(r"(.+)__(\d+)\.npy$")
 LISTS = {"train": "rgb.list", "test": "rgb_test.list"}
 OTHER_EXTRACTION = ("features of another extraction? VadCLIP's CLIP features have one snippet more "
                     "for 57 videos: use the I3D features of the XD-Violence repositories")
-
-
-def _snippets(path: Path | None) -> int | None:
-    """T of a readable ``.npy`` file from its header alone, else None (``read`` says why)."""
-    if path is None:
-        return None
-    try:
-        with open(path, "rb") as fh:
-            major, _ = np.lib.format.read_magic(fh)
-            header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-            shape = header(fh)[0]
-    except (OSError, ValueError, EOFError):
-        return None
-    return int(shape[0]) if shape else None
 
 
 class XdI3d(Layout):
@@ -130,8 +116,8 @@ class XdI3d(Layout):
             entries = []
             for split in ("train", "test"):
                 for video in self._listed(split):
-                    rgb = _snippets(self.index.get(f"{video.path}__0.npy"))
-                    audio = _snippets(self.index.get(f"{video.path}__vggish.npy"))
+                    rgb = snippet_count(self.index.get(f"{video.path}__0.npy"))
+                    audio = snippet_count(self.index.get(f"{video.path}__vggish.npy"))
                     if rgb is not None and audio is not None and rgb == audio + 1:
                         self.trimmed.add(video.path)
                         rgb = audio
@@ -212,7 +198,7 @@ class XdI3d(Layout):
             raise ValueError(f"{path}: expected (T, {AUDIO_DIM}) VGGish features, found {array.shape}; "
                              "re-export the audio features")
         rgb_path = self.file(entry.video.path, "0")
-        rgb = _snippets(rgb_path)
+        rgb = snippet_count(rgb_path)
         if rgb is not None and rgb not in (len(array), len(array) + 1):
             raise ValueError(f"{path}: {len(array)} audio snippets but {rgb_path} has {rgb} RGB snippets; "
                              "expected the same T (or RGB one more, its last snippet then dropped): "
