@@ -233,3 +233,24 @@ def test_bad_lists_and_files(world):
     copy.write_bytes((root / "RGBTest" / f"{VIOLENT}__0.npy").read_bytes())
     with pytest.raises(ValueError, match=r"two files named .*__0.npy under data.root=.*: .* and .*; keep one"):
         _layout(world)
+
+
+def test_rgb_and_audio_are_read_together_and_stored(world, tmp_path):
+    """RGB (1024) and AUDIO (128) concatenated in that order by the reader and through a store."""
+    from vad.data import store
+    from vad.data.convert import to_segments
+
+    layout = _layout(world)
+    report, splits = read_layout(layout, ("RGB", "AUDIO"), RGB_DIM)
+    assert report.ok, report.format()
+    assert splits.train.features.shape[1:] == (32, RGB_DIM + AUDIO_DIM)
+    entries = layout.entries()
+    rgb, audio = (to_segments(layout.read(entries[0], s), "clips")[0] for s in ("RGB", "AUDIO"))
+    np.testing.assert_array_equal(splits.train.features[0].numpy(), np.concatenate([rgb, audio], axis=1))
+    out = store.write(layout, tmp_path / "xd.h5", streams=("RGB", "AUDIO"), progress=False).path
+    cfg = OmegaConf.create({"name": "store", "path": str(out), "batch_size": 2, "eval_batch_size": 8,
+                            "val_source": "test", "holdout_fraction": 0.1})
+    stored = store.load(cfg, ("RGB", "AUDIO"), RGB_DIM, dataset="xd_violence")
+    np.testing.assert_array_equal(stored.train.features.numpy(), splits.train.features.numpy())
+    with pytest.raises(ValueError, match="prepared from data=xd_i3d, xd_violence features, but dataset=ucf_crime"):
+        store.load(cfg, ("RGB", "AUDIO"), RGB_DIM, dataset="ucf_crime")

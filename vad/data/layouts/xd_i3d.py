@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vad.constants import CLIP_FRAMES
+from vad.constants import CLIP_FRAMES, FIXED_DIMS
 from vad.data.layouts.base import Layout
 from vad.data.layouts.npy import load_npy, snippet_count
 from vad.data.layouts.tencrop_npy import list_name
@@ -28,8 +28,8 @@ from vad.types import Entry, Video
 log = logging.getLogger(__name__)
 
 N_CROPS = 5
-AUDIO_DIM = 128
 AUDIO = "AUDIO"
+AUDIO_DIM = FIXED_DIMS[AUDIO]
 FEATURE_FILE = re.compile(r"__(\d+|vggish)\.npy$")
 RGB_LINE = re.compile(r"(.+)__(\d+)\.npy$")
 LISTS = {"train": "rgb.list", "test": "rgb_test.list"}
