@@ -142,7 +142,7 @@ def basic_sweep(cache_dir, tmp_path_factory) -> Path:
 # The modules that take longest (``pytest --durations``), started first: xdist hands whole modules
 # (``--dist loadscope``) to whichever worker is free, so a long module picked up last would leave
 # the other worker idle at the end. Only the order changes; every test still runs.
-LONGEST_FIRST = ("test_benchmarks", "test_method_training", "test_methods", "test_launchers", "test_extract",
+LONGEST_FIRST = ("test_benchmarks", "test_method_training", "test_methods", "test_benchmarks_methods", "test_launchers", "test_extract",
                  "test_train", "test_datasets", "test_run_lifecycle",
                  "test_experiments", "test_own_footage", "test_cli", "test_prepare_roundtrip",
                  "test_tensorboard_server", "test_detect", "test_optuna")
