@@ -51,15 +51,16 @@ def _batch(items):
     return items
 
 
-def crop_groups(videos: list, crops: int) -> np.ndarray:
-    """(N // crops,) first bag row of each video whose ``crops`` bags are consecutive rows, as
-    the readers put them (:func:`vad.data.features.make_splits`)."""
+def crop_groups(videos: list) -> tuple[np.ndarray, int]:
+    """The first bag row of each video and the crop count C, every video's C bags being
+    consecutive rows, as the readers put them (:func:`vad.data.features.make_splits`)."""
     paths = np.array([v.path for v in videos])
+    crops = int(np.argmax(paths != paths[0])) or len(paths)  # the first video's bags
     starts = np.arange(0, len(paths), crops)
     if len(paths) % crops or not all((paths[s:s + crops] == paths[s]).all() for s in starts):
         raise ValueError(f"method.inputs.crops=axis needs every training video's {crops} crops as "
                          "consecutive bags: read the features with data.crops=all")
-    return starts
+    return starts, crops
 
 
 class MILDataModule(pl.LightningDataModule):
@@ -98,8 +99,7 @@ class MILDataModule(pl.LightningDataModule):
         fit = np.setdiff1d(np.arange(len(labels)), self.holdout_rows)
         self.train_features = splits.train.features
         if crops == "axis":  # rows become videos: (videos, C, T, D), a view of the bags
-            n_crops = int(np.sum([v.path == splits.train.videos[0].path for v in splits.train.videos]))
-            starts = crop_groups(splits.train.videos, n_crops)
+            starts, n_crops = crop_groups(splits.train.videos)
             self.train_features = self.train_features.view(len(starts), n_crops, *self.train_features.shape[1:])
             fit = np.intersect1d(starts, fit) // n_crops
             labels = labels[starts]

@@ -28,8 +28,8 @@ class Pooling:
 
     @classmethod
     def of(cls, inputs) -> "Pooling":
-        """The pooling of a ``method.inputs`` config node."""
-        return cls(int(inputs.segments), bool(inputs.normalise), str(inputs.bins))
+        """The pooling of ``method.inputs``: a config node, or the plain dict a checkpoint stores."""
+        return cls(int(inputs["segments"]), bool(inputs["normalise"]), str(inputs["bins"]))
 
     @property
     def tag(self) -> str:

@@ -1,5 +1,5 @@
-"""``python -m vad.train``: train an anomaly detector (``method=mil|topk_mil|rtfm|urdmu|bnwvad``) and write metrics, checkpoints, logs
-and plots into the Hydra run folder.
+"""``python -m vad.train``: train an anomaly detector (``method=mil|topk_mil|rtfm|urdmu|bnwvad``)
+and write metrics, checkpoints, logs and plots into the Hydra run folder.
 
 The run's lifecycle: it holds the folder's lock (``vad.run_lock``) from start to end, saves
 ``last.ckpt`` and logs one line at the end of every epoch (``vad.epoch_end``), refuses a resume

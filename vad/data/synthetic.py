@@ -140,12 +140,11 @@ def stream_patterns(seed: int, extractor: str, stream: str, dim: int, dataset: s
     rng = np.random.default_rng([seed, EXTRACTOR_IDS[extractor], STREAM_IDS[stream], 11, *other])
     scenes = (rng.random((N_SCENES, dim)) < SCENE_DENSITY) * rng.uniform(1.5, 3.5, (N_SCENES, dim))
     scenes = scenes.astype(np.float32)
-    names = classes
-    classes = _sparse_pattern(rng, len(names), dim, 0.04)
-    classes *= visibility(dataset, names, stream)[:, None]
-    busy = 0.6 * classes.mean(axis=0) / classes.mean(axis=0).max() + _sparse_pattern(rng, 1, dim, 0.02)[0]
-    return {"scenes": torch.from_numpy(scenes), "classes": torch.from_numpy(classes),
-            "busy": torch.from_numpy(busy.astype(np.float32)), "names": names}
+    patterns = _sparse_pattern(rng, len(classes), dim, 0.04)
+    patterns *= visibility(dataset, classes, stream)[:, None]
+    busy = 0.6 * patterns.mean(axis=0) / patterns.mean(axis=0).max() + _sparse_pattern(rng, 1, dim, 0.02)[0]
+    return {"scenes": torch.from_numpy(scenes), "classes": torch.from_numpy(patterns),
+            "busy": torch.from_numpy(busy.astype(np.float32)), "names": classes}
 
 
 def snippet_features(layout: Layout, index: int, seed: int, extractor: str, stream: str,
@@ -281,9 +280,8 @@ def load(cfg, streams: tuple[str, ...], extractor: str, dim: int, snippets: bool
         raise ValueError(f"data.crops must be >= 1, found {crops}")
     train, test = info.catalogue()
     classes = info.classes
-    if dataset != "ucf_crime":  # UCF-Crime's lengths are all known
-        train = tuple(fill_lengths(train, seed, 0, like=test))
-        test = tuple(fill_lengths(test, seed, 1, info.unknown_test_snippets))
+    train = tuple(fill_lengths(train, seed, 0, like=test))  # UCF-Crime's lengths are all known
+    test = tuple(fill_lengths(test, seed, 1, info.unknown_test_snippets))
     indices = np.concatenate([select(train, fraction, seed, 0), select(test, fraction, seed, len(train))])
     everything = train + test
     layouts = [make_layout(everything[i], int(i), seed, i < len(train)) for i in indices]

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vad.cli import UserError
+from vad.constants import VIDEO_STREAMS
 from vad.detection.calibration import KEY as CALIBRATION_KEY
 from vad.detection.calibration import segment_frames
 from vad.pooling import SULTANI, Pooling, pool_segments
@@ -80,21 +81,20 @@ class Detector:
                 f"ships the C3D and I3D networks only; {extractor} features come from another network): "
                 "vad.detect needs a checkpoint trained on extractor=C3D or extractor=I3D features, e.g. "
                 "a store made by vad.extract")
-        if "AUDIO" in run["modality"]["streams"]:
-            raise UserError(f"{path} was trained with the AUDIO stream (modality={run['modality']['name']}: "
-                            "XD-Violence's VGGish features), which vad cannot compute from videos (it has no "
-                            "VGGish network): vad.detect needs a checkpoint of video streams only, e.g. "
-                            "modality=RGB")
+        features_only = [s for s in run["modality"]["streams"] if s not in VIDEO_STREAMS]
+        if features_only:
+            raise UserError(f"{path} was trained with the {'+'.join(features_only)} stream "
+                            f"(modality={run['modality']['name']}: XD-Violence's VGGish features), which vad "
+                            "cannot compute from videos (it has no VGGish network): vad.detect needs a "
+                            "checkpoint of video streams only, e.g. modality=RGB")
         movement = run["movement"]
         name = None if movement["name"] == "none" else str(movement["name"])
         k = float(movement["k"]) if movement.get("at_test") and name else 0.0
         network = load_network(checkpoint).to(resolve_device(device))
         method = run["method"]
-        inputs = method["inputs"]
         return cls(network, extractor, tuple(str(s).upper() for s in run["modality"]["streams"]),
                    str(run["modality"]["name"]), name, k, checkpoint.get(CALIBRATION_KEY), str(path),
-                   str(method["name"]), bool(method["causal"]),
-                   Pooling(int(inputs["segments"]), bool(inputs["normalise"]), str(inputs["bins"])),
+                   str(method["name"]), bool(method["causal"]), Pooling.of(method["inputs"]),
                    str(run["eval"]["protocol"]))
 
     @property

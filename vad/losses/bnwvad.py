@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from vad.losses.batch_order import normal_first_half
+
 
 class BNWVADLoss(nn.Module):
     """Loss on :class:`vad.models.bnwvad.BNWVADNetwork`'s training output; ``labels`` (B,) must be
@@ -54,9 +56,8 @@ class BNWVADLoss(nn.Module):
 
 def _check_order(labels: Tensor) -> int:
     """The half size, after checking ``labels`` is B/2 zeros then B/2 ones."""
-    b = labels.shape[0]
-    half = b // 2
-    if b % 2 or not (bool((labels[:half] == 0).all()) and bool((labels[half:] == 1).all())):
+    half = normal_first_half(labels)
+    if half is None:
         raise ValueError("BN-WVAD needs training batches cat([normal, anomalous]) of equal halves "
                          f"(labels 0 then 1), found labels {labels.tolist()}")
     return half

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from vad.losses.batch_order import normal_first_half
 
 
 class RTFMLoss(nn.Module):
@@ -40,10 +41,8 @@ class RTFMLoss(nn.Module):
         self.smooth_across_videos = smooth_across_videos
 
     def forward(self, output: dict[str, Tensor], labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        b = labels.shape[0]
-        n = b // 2
-        order = torch.cat([torch.zeros(n), torch.ones(b - n)]).to(labels)
-        if b % 2 or not torch.equal(labels, order):
+        n = normal_first_half(labels)
+        if n is None:
             raise ValueError("RTFMLoss needs the batch cat([normal, anomalous]) with as many of "
                              f"each: labels n zeros then n ones, found {labels.tolist()}")
         bce = F.binary_cross_entropy(output["topk_scores"], labels)

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vad.losses.batch_order import normal_first_half
+
 from vad.models.urdmu import topk_mean, video_k
 
 
@@ -51,10 +53,9 @@ class URDMULoss(nn.Module):
 
     def forward(self, output: dict[str, Tensor], labels: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         scores = output["scores"]
-        half = scores.shape[0] // 2
         labels = labels.to(scores.dtype)
-        expected = torch.cat([labels.new_zeros(half), labels.new_ones(scores.shape[0] - half)])
-        if labels.shape != expected.shape or not torch.equal(labels, expected):
+        half = normal_first_half(labels) if labels.shape[0] == scores.shape[0] else None
+        if half is None:
             raise ValueError("URDMULoss needs the batch normal-first: labels = B/2 zeros then B/2 "
                              f"ones, found {labels.tolist()}")
         k = video_k(scores.shape[1])
