@@ -3,14 +3,35 @@ read any of them the same way, one video at a time (bounded memory)."""
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from vad.types import Entry
 
 REFETCH = "re-extract or re-download this file"
+
+
+def files_by_key(root: Path, key_of: Callable[[str], str | None], described: str) -> dict[str, Path]:
+    """``{key: path}`` of every file anywhere under ``root`` whose name ``key_of`` maps to a key
+    (None: not a file of the layout), found in one walk for layouts that find files by name
+    wherever they lie; two files of one key are an error (``described.format(key)`` names them)."""
+    found: dict[str, Path] = {}
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for file in sorted(files):
+            key = key_of(file)
+            if key is None:
+                continue
+            path = Path(folder) / file
+            if key in found:
+                raise ValueError(f"two {described.format(key)} under data.root={root}: {found[key]} and "
+                                 f"{path}; keep one of them (remove one, or point data.root at a folder holding one)")
+            found[key] = path
+    return found
 
 
 class UnreadableFile(ValueError):

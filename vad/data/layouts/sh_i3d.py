@@ -11,35 +11,18 @@ public frame count, gets 16 * T frames from its file.
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import numpy as np
 
 from vad.constants import CLIP_FRAMES
 from vad.data import shanghaitech as sh
-from vad.data.layouts.base import Layout
+from vad.data.layouts.base import Layout, files_by_key
 from vad.data.layouts.npy import load_npy, snippet_count
 from vad.data.layouts.tencrop_npy import check_clips
 from vad.types import Entry
 
 N_CROPS = 10
-
-
-def index(root: Path) -> dict[str, Path]:
-    """Video name -> its ``<name>_i3d.npy`` anywhere under ``root``; a name found twice is an error."""
-    found: dict[str, Path] = {}
-    for folder, dirs, files in os.walk(root):
-        dirs.sort()
-        for file in sorted(files):
-            if not file.endswith(sh.SUFFIX):
-                continue
-            name, path = file[:-len(sh.SUFFIX)], Path(folder) / file
-            if name in found:
-                raise ValueError(f"two feature files of video {name} under data.root={root}: {found[name]} "
-                                 f"and {path}; remove one, or point data.root at a folder holding one")
-            found[name] = path
-    return found
 
 
 class ShI3d(Layout):
@@ -57,7 +40,8 @@ class ShI3d(Layout):
             raise FileNotFoundError(f"data.root={self.root} is not a folder")
         self.lists = {split: Path(given) if given is not None else sh.shipped(sh.LISTS[split])
                       for split, given in (("train", train_list), ("test", test_list))}
-        self.files = index(self.root)
+        self.files = files_by_key(self.root, lambda file: file[:-len(sh.SUFFIX)] if file.endswith(sh.SUFFIX)
+                                  else None, "feature files of video {}")
         self._entries: list[Entry] | None = None
 
     def _read(self, split: str, known: dict) -> list[Entry]:

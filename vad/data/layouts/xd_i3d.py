@@ -12,14 +12,13 @@ same snippets). A test video's features must have the T its ground truth was bui
 from __future__ import annotations
 
 import logging
-import os
 import re
 from pathlib import Path
 
 import numpy as np
 
 from vad.constants import CLIP_FRAMES, FIXED_DIMS
-from vad.data.layouts.base import Layout
+from vad.data.layouts.base import Layout, files_by_key
 from vad.data.layouts.npy import load_npy, snippet_count
 from vad.data.layouts.tencrop_npy import list_name
 from vad.data.xd_violence import catalogue, class_of
@@ -53,15 +52,9 @@ class XdI3d(Layout):
             raise FileNotFoundError(f"data.root={self.root} is not a folder")
         self.lists = {"train": train_list, "test": test_list}
         self.crops = str(crops)
-        self.index: dict[str, Path] = {}  # file name -> its one path under the root
-        for folder, _, files in os.walk(self.root):
-            for file in files:
-                if FEATURE_FILE.search(file):
-                    path = Path(folder) / file
-                    if file in self.index:
-                        raise ValueError(f"two files named {file} under data.root={self.root}: "
-                                         f"{self.index[file]} and {path}; keep one of them")
-                    self.index[file] = path
+        # file name -> its one path under the root
+        self.index = files_by_key(self.root, lambda file: file if FEATURE_FILE.search(file) else None,
+                                  "files named {}")
         self.trimmed: set[str] = set()  # videos whose last RGB snippet is dropped
         self._entries: list[Entry] | None = None
 
