@@ -8,16 +8,17 @@ import logging
 from omegaconf import DictConfig
 
 from vad.data.datasets import LAYOUT_DATASETS
+from vad.data.features import stream_columns
 from vad.pooling import Pooling
 from vad import schema  # noqa: F401 - registers train.yaml's schemas before @hydra.main composes
-from vad.constants import CROP_INPUTS, FIXED_DIMS, N_SEGMENTS, PROTOCOLS, STREAMS, VAL_SOURCES
+from vad.constants import CROP_INPUTS, N_SEGMENTS, PROTOCOLS, STREAMS, VAL_SOURCES
 
 log = logging.getLogger(__name__)
 
 
 def input_dim(cfg: DictConfig) -> int:
     """Network input size: the streams' dimensions summed (the extractor's, 128 for AUDIO)."""
-    return sum(FIXED_DIMS.get(stream, int(cfg.extractor.dim)) for stream in cfg.modality.streams)
+    return sum(stream_columns(cfg.modality.streams, int(cfg.extractor.dim))[0])
 
 
 def validate(cfg: DictConfig) -> None:
@@ -78,6 +79,6 @@ def check_dim(found: int, expected: int, where: str, cfg: DictConfig) -> None:
         raise ValueError(
             f"{where} has feature dimension {found}, but modality={cfg.modality.name} with "
             f"extractor={cfg.extractor.name} expects {expected} "
-            f"({' + '.join(str(FIXED_DIMS.get(s, cfg.extractor.dim)) for s in cfg.modality.streams)} for "
+            f"({' + '.join(map(str, stream_columns(cfg.modality.streams, int(cfg.extractor.dim))[0]))} for "
             f"{'+'.join(cfg.modality.streams)}); pick the modality and "
             "extractor the features were made with")

@@ -12,8 +12,8 @@ command. Prints the table, then writes into
 runs' ROC curves from ``plots/roc.npz`` where present, over the curves published with the CVPR
 2018 paper for UCF-Crime), ``published.png`` (each configuration's headline metric of its dataset,
 AUC or AP, beside the published number of its method, "published, test-selected") and
-``class_auc.png`` (per-class AUC, configurations x classes). Every table row names its dataset. Starts fast: torch
-and Lightning are never imported, matplotlib and scipy only to draw the figures.
+``class_auc.png`` (per-class AUC, configurations x classes). Every table row names its dataset.
+Starts fast: torch and Lightning are never imported, matplotlib and scipy only to draw the figures.
 """
 
 from __future__ import annotations

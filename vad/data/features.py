@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from vad.constants import FIXED_DIMS
 from vad.types import Video
 
 if TYPE_CHECKING:  # torch is imported where tensors are built: vad.check reads data without it
@@ -61,6 +62,13 @@ class Splits:
     @property
     def has_movement(self) -> bool:
         return self.train.movement is not None and self.test.movement is not None
+
+
+def stream_columns(streams, dim: int) -> tuple[list[int], list[int]]:
+    """Widths and first columns of the streams concatenated in this order: the extractor's
+    ``dim``, or a stream's own (``FIXED_DIMS``: AUDIO)."""
+    widths = [FIXED_DIMS.get(s, dim) for s in streams]
+    return widths, [sum(widths[:k]) for k in range(len(widths))]
 
 
 def stack_streams(paths: list, chunk_rows: int = 64) -> torch.Tensor:

@@ -18,7 +18,7 @@ import numpy as np
 from vad.constants import FIXED_DIMS
 from vad.data.convert import to_segments, value_problems
 from vad.pooling import SULTANI, Pooling
-from vad.data.features import Splits, make_splits
+from vad.data.features import Splits, make_splits, stream_columns
 from vad.data.layouts.base import Layout, UnreadableFile
 from vad.types import Entry
 
@@ -129,11 +129,10 @@ def read_layout(layout: Layout, streams: tuple[str, ...], dim: int | None, crops
             for kind, detail in value_problems(seg):
                 report.error(kind, f"{where}: {detail}")
             if keep and report.ok:
-                widths = [FIXED_DIMS.get(s, dim) for s in streams]
+                widths, starts = stream_columns(streams, dim)
                 if out is None:
                     out = np.empty((len(entries), len(seg), pooling.segments, sum(widths)), dtype=np.float32)
-                start = sum(widths[:s_index])
-                out[row, :, :, start:start + width] = seg
+                out[row, :, :, starts[s_index]:starts[s_index] + width] = seg
     for kind, details in report.warnings.items():
         log.warning("%s: %d, e.g. %s", kind, len(details), details[0])
     if not keep or not report.ok or out is None:

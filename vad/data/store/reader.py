@@ -13,6 +13,7 @@ import numpy as np
 
 from vad.cli import override
 from vad.constants import FIXED_DIMS, N_SEGMENTS
+from vad.data.features import stream_columns
 from vad.data.datasets import LAYOUT_DATASETS
 from vad.data.store.format import KEEP_ALL, PARTIAL, open_existing, partial_path, stored_options, text, texts
 from vad.pooling import SULTANI, Pooling
@@ -170,12 +171,6 @@ def _read_index(f: h5py.File, path: Path) -> dict:
         raise ValueError(f"{path} lists {int(f.attrs['n_videos'])} videos but indexes {n}: the "
                          "file is damaged; prepare it again")
     return columns
-
-
-def stream_columns(streams, dim: int) -> tuple[list[int], list[int]]:
-    """Widths and first columns of the streams concatenated (AUDIO has its own width)."""
-    widths = [FIXED_DIMS.get(s, dim) for s in streams]
-    return widths, [sum(widths[:k]) for k in range(len(widths))]
 
 
 def _read_segments(f: h5py.File, path: Path, index: dict, order: np.ndarray,
